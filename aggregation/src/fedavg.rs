@@ -1,0 +1,220 @@
+//! Federated averaging as a streaming accumulator.
+//!
+//! McMahan et al. 2017, "Communication-Efficient Learning of Deep Networks
+//! from Decentralized Data" (FedAvg): the next model is the average of the
+//! clients' updates weighted by their sample counts, `Σ nₖ·Δₖ / Σ nₖ`.
+//! Because that is a sum, updates can be added one at a time as they arrive:
+//! memory stays one model (plus the update being added), whatever the number
+//! of clients.
+
+use rayon::prelude::*;
+
+use crate::error::{AggregationError, Result};
+use crate::kernels;
+use crate::layout::{Layout, UpdateView};
+
+/// Elements per parallel job: large enough to amortise rayon's scheduling,
+/// small enough to split a CNN-sized model over every core.
+const PAR_CHUNK: usize = 1 << 16;
+
+/// A running weighted sum of updates.
+#[derive(Debug, Clone)]
+pub struct FedAvg {
+    layout: Layout,
+    sum: Vec<f32>,
+    total_weight: f64,
+    count: usize,
+    clip: Option<f64>,
+}
+
+impl FedAvg {
+    /// An empty accumulator for models with `layout`.
+    pub fn new(layout: &Layout) -> Self {
+        Self { layout: layout.clone(), sum: vec![0.0; layout.numel()], total_weight: 0.0, count: 0, clip: None }
+    }
+
+    /// Clips every update added from now on to L2 norm `max_norm` first.
+    pub fn with_clip(mut self, max_norm: f64) -> Result<Self> {
+        if !(max_norm.is_finite() && max_norm > 0.0) {
+            return Err(AggregationError::InvalidParameter {
+                name: "max_norm",
+                reason: format!("must be a positive finite number, got {max_norm}"),
+            });
+        }
+        self.clip = Some(max_norm);
+        Ok(self)
+    }
+
+    /// Adds update number `client` with weight `weight` (its sample count).
+    ///
+    /// The update is checked in full before anything is added: on error
+    /// (a NaN or ±Inf, a bad weight) the accumulator is exactly as before.
+    /// Returns the update's L2 norm before clipping.
+    pub fn add(&mut self, client: usize, update: &UpdateView<'_>, weight: f64) -> Result<f64> {
+        if !(weight.is_finite() && weight >= 0.0) {
+            return Err(AggregationError::BadWeight { client, weight });
+        }
+        let mut sq = 0.0;
+        for (i, part) in update.tensors().iter().enumerate() {
+            if part.len() != self.layout.range(i).len() {
+                let t = &self.layout.tensors()[i];
+                return Err(AggregationError::Shape {
+                    client,
+                    tensor: t.name.clone(),
+                    expected: t.shape.clone(),
+                    got: vec![part.len()],
+                });
+            }
+            let (s, bad) = par_sq_norm_checked(part);
+            if let Some(index) = bad {
+                let tensor = self.layout.tensors()[i].name.clone();
+                return Err(AggregationError::NonFinite { client, tensor, index });
+            }
+            sq += s;
+        }
+        let norm = sq.sqrt();
+        let scale = match self.clip {
+            Some(max) if norm > max => (max / norm) as f32,
+            _ => 1.0,
+        };
+        self.add_trusted(update, weight, scale);
+        Ok(norm)
+    }
+
+    /// Adds an update already known to be finite and well-shaped, counting it
+    /// with `weight` and multiplying its values by `weight · scale`.
+    pub(crate) fn add_trusted(&mut self, update: &UpdateView<'_>, weight: f64, scale: f32) {
+        let factor = (weight as f32) * scale;
+        for (i, part) in update.tensors().iter().enumerate() {
+            let range = self.layout.range(i);
+            let dst = &mut self.sum[range];
+            if factor != 0.0 {
+                dst.par_chunks_mut(PAR_CHUNK)
+                    .zip(part.par_chunks(PAR_CHUNK))
+                    .for_each(|(d, s)| kernels::axpy(d, s, factor));
+            }
+        }
+        self.total_weight += weight;
+        self.count += 1;
+    }
+
+    /// Number of updates added so far.
+    pub fn count(&self) -> usize {
+        self.count
+    }
+
+    /// Sum of the weights added so far.
+    pub fn total_weight(&self) -> f64 {
+        self.total_weight
+    }
+
+    /// The weighted sum `Σ wₖ·Δₖ` so far (not yet divided).
+    pub fn sum(&self) -> &[f32] {
+        &self.sum
+    }
+
+    /// The layout the accumulator was built for.
+    pub fn layout(&self) -> &Layout {
+        &self.layout
+    }
+
+    /// The weighted average, flat in layout order.
+    ///
+    /// Fails with [`AggregationError::ZeroTotalWeight`] when nothing (or only
+    /// weight zero) was added: there is no average to return.
+    pub fn finish(self) -> Result<Vec<f32>> {
+        if self.total_weight <= 0.0 {
+            return Err(AggregationError::ZeroTotalWeight);
+        }
+        let inv = (1.0 / self.total_weight) as f32;
+        let mut sum = self.sum;
+        sum.par_chunks_mut(PAR_CHUNK).for_each(|c| c.iter_mut().for_each(|v| *v *= inv));
+        Ok(sum)
+    }
+}
+
+fn par_sq_norm_checked(x: &[f32]) -> (f64, Option<usize>) {
+    x.par_chunks(PAR_CHUNK)
+        .enumerate()
+        .map(|(c, chunk)| {
+            let (s, bad) = kernels::sq_norm_checked(chunk);
+            (s, bad.map(|i| c * PAR_CHUNK + i))
+        })
+        .reduce(|| (0.0, None), |(a, ea), (b, eb)| (a + b, match (ea, eb) {
+            (Some(x), Some(y)) => Some(x.min(y)),
+            (x, y) => x.or(y),
+        }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::layout::TensorInfo;
+
+    fn layout() -> Layout {
+        Layout::new(vec![TensorInfo::new("w", [2, 2]), TensorInfo::new("b", [1])]).unwrap()
+    }
+
+    #[test]
+    fn weighted_average_by_hand() {
+        let l = layout();
+        let a = [1.0, 2.0, 3.0, 4.0, 10.0];
+        let b = [3.0, 2.0, 1.0, 0.0, -10.0];
+        let mut acc = FedAvg::new(&l);
+        acc.add(0, &l.view_flat(0, &a).unwrap(), 600.0).unwrap();
+        acc.add(1, &l.view_flat(1, &b).unwrap(), 200.0).unwrap();
+        assert_eq!(acc.count(), 2);
+        // (600·a + 200·b) / 800 = 0.75·a + 0.25·b
+        assert_eq!(acc.finish().unwrap(), vec![1.5, 2.0, 2.5, 3.0, 5.0]);
+    }
+
+    #[test]
+    fn a_rejected_update_leaves_the_sum_untouched() {
+        let l = layout();
+        let mut acc = FedAvg::new(&l);
+        acc.add(0, &l.view_flat(0, &[1.0; 5]).unwrap(), 1.0).unwrap();
+        let before = acc.sum().to_vec();
+        let err = acc.add(1, &l.view_flat(1, &[1.0, 1.0, 1.0, 1.0, f32::NAN]).unwrap(), 1.0).unwrap_err();
+        assert_eq!(err, AggregationError::NonFinite { client: 1, tensor: "b".into(), index: 0 });
+        let err = acc.add(2, &l.view_flat(2, &[1.0; 5]).unwrap(), -3.0).unwrap_err();
+        assert!(matches!(err, AggregationError::BadWeight { client: 2, .. }));
+        assert_eq!(acc.sum(), &before[..]);
+        assert_eq!((acc.count(), acc.total_weight()), (1, 1.0));
+    }
+
+    #[test]
+    fn zero_total_weight_is_an_error() {
+        let l = layout();
+        assert_eq!(FedAvg::new(&l).finish().unwrap_err(), AggregationError::ZeroTotalWeight);
+        let mut acc = FedAvg::new(&l);
+        acc.add(0, &l.view_flat(0, &[1.0; 5]).unwrap(), 0.0).unwrap();
+        assert_eq!(acc.finish().unwrap_err(), AggregationError::ZeroTotalWeight);
+    }
+
+    #[test]
+    fn clipping_bounds_each_contribution() {
+        let l = Layout::new(vec![TensorInfo::new("v", [2])]).unwrap();
+        let mut acc = FedAvg::new(&l).with_clip(1.0).unwrap();
+        assert_eq!(acc.add(0, &l.view_flat(0, &[30.0, 40.0]).unwrap(), 1.0).unwrap(), 50.0);
+        acc.add(1, &l.view_flat(1, &[0.0, 0.5]).unwrap(), 1.0).unwrap();
+        let avg = acc.finish().unwrap();
+        // (0.6, 0.8) and (0, 0.5) averaged.
+        assert!((avg[0] - 0.3).abs() < 1e-6 && (avg[1] - 0.65).abs() < 1e-6, "{avg:?}");
+    }
+
+    #[test]
+    fn large_models_split_across_jobs_agree_with_a_serial_sum() {
+        let l = Layout::new(vec![TensorInfo::new("big", [3 * PAR_CHUNK + 17])]).unwrap();
+        let xs: Vec<Vec<f32>> =
+            (0..3).map(|k| (0..l.numel()).map(|i| ((i * (k + 3)) % 13) as f32 - 6.0).collect()).collect();
+        let mut acc = FedAvg::new(&l);
+        for (k, x) in xs.iter().enumerate() {
+            acc.add(k, &l.view_flat(k, x).unwrap(), (k + 1) as f64).unwrap();
+        }
+        let avg = acc.finish().unwrap();
+        for i in [0, PAR_CHUNK - 1, PAR_CHUNK, 3 * PAR_CHUNK + 16] {
+            let want = (xs[0][i] + 2.0 * xs[1][i] + 3.0 * xs[2][i]) / 6.0;
+            assert!((avg[i] - want).abs() < 1e-5, "{i}: {} vs {want}", avg[i]);
+        }
+    }
+}
