@@ -140,10 +140,18 @@ fn par_sq_norm_checked(x: &[f32]) -> (f64, Option<usize>) {
             let (s, bad) = kernels::sq_norm_checked(chunk);
             (s, bad.map(|i| c * PAR_CHUNK + i))
         })
-        .reduce(|| (0.0, None), |(a, ea), (b, eb)| (a + b, match (ea, eb) {
-            (Some(x), Some(y)) => Some(x.min(y)),
-            (x, y) => x.or(y),
-        }))
+        .reduce(
+            || (0.0, None),
+            |(a, ea), (b, eb)| {
+                (
+                    a + b,
+                    match (ea, eb) {
+                        (Some(x), Some(y)) => Some(x.min(y)),
+                        (x, y) => x.or(y),
+                    },
+                )
+            },
+        )
 }
 
 #[cfg(test)]

@@ -111,11 +111,7 @@ fn check_and_norm(layout: &Layout, client: usize, u: &UpdateView<'_>) -> Result<
     for (i, part) in u.tensors().iter().enumerate() {
         let (s, bad) = kernels::sq_norm_checked(part);
         if let Some(index) = bad {
-            return Err(AggregationError::NonFinite {
-                client,
-                tensor: layout.tensors()[i].name.clone(),
-                index,
-            });
+            return Err(AggregationError::NonFinite { client, tensor: layout.tensors()[i].name.clone(), index });
         }
         sq += s;
     }

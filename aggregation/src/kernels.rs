@@ -12,6 +12,11 @@ const LANES: usize = 16;
 /// re-read from L1 when a chunk turns out to hold one.
 const SCAN_CHUNK: usize = 4096;
 
+/// Columns summed in `f32` before a distance's partial sum moves to `f64`:
+/// each lane adds at most `FLUSH / 8` terms, keeping the relative error of
+/// a distance near 1e-6 rather than growing with the model size.
+const FLUSH: usize = 256;
+
 /// Squared L2 norm of `x` accumulated in `f64`, and the index of its first
 /// non-finite value, if any.
 ///
@@ -133,20 +138,29 @@ fn pair_sq_dists_body<const FMA: bool>(block: &[f32], n: usize, width: usize, di
         // Four partners at a time: `ri` is loaded once for four distances.
         while j + 4 <= n {
             let r: [&[f32]; 4] = std::array::from_fn(|k| &block[(j + k) * width..(j + k + 1) * width]);
-            let mut acc = [[0.0f32; LANES / 2]; 4];
+            let mut total = [0.0f64; 4];
             let mut c = 0;
             while c + LANES / 2 <= width {
-                for l in 0..LANES / 2 {
-                    let a = ri[c + l];
-                    for k in 0..4 {
-                        let d = a - r[k][c + l];
-                        acc[k][l] = fmadd::<FMA>(d, d, acc[k][l]);
+                // f32 lanes are flushed to f64 every FLUSH columns, bounding
+                // the rounding error of each partial sum.
+                let stop = (c + FLUSH).min(width - (width - c) % (LANES / 2));
+                let mut acc = [[0.0f32; LANES / 2]; 4];
+                while c < stop {
+                    for l in 0..LANES / 2 {
+                        let a = ri[c + l];
+                        for k in 0..4 {
+                            let d = a - r[k][c + l];
+                            acc[k][l] = fmadd::<FMA>(d, d, acc[k][l]);
+                        }
                     }
+                    c += LANES / 2;
                 }
-                c += LANES / 2;
+                for k in 0..4 {
+                    total[k] += acc[k].iter().map(|&v| f64::from(v)).sum::<f64>();
+                }
             }
             for k in 0..4 {
-                let mut s: f64 = acc[k].iter().map(|&v| f64::from(v)).sum();
+                let mut s = total[k];
                 for cc in c..width {
                     let d = f64::from(ri[cc] - r[k][cc]);
                     s += d * d;
@@ -157,16 +171,19 @@ fn pair_sq_dists_body<const FMA: bool>(block: &[f32], n: usize, width: usize, di
         }
         while j < n {
             let rj = &block[j * width..(j + 1) * width];
-            let mut acc = [0.0f32; LANES];
-            let chunks = ri.chunks_exact(LANES).zip(rj.chunks_exact(LANES));
-            for (a, b) in chunks {
-                for l in 0..LANES {
-                    let d = a[l] - b[l];
-                    acc[l] = fmadd::<FMA>(d, d, acc[l]);
+            let mut s = 0.0f64;
+            for (a, b) in ri.chunks(FLUSH).zip(rj.chunks(FLUSH)) {
+                let mut acc = [0.0f32; LANES];
+                for (a, b) in a.chunks_exact(LANES).zip(b.chunks_exact(LANES)) {
+                    for l in 0..LANES {
+                        let d = a[l] - b[l];
+                        acc[l] = fmadd::<FMA>(d, d, acc[l]);
+                    }
                 }
+                s += acc.iter().map(|&v| f64::from(v)).sum::<f64>();
             }
-            let mut s: f64 = acc.iter().map(|&v| f64::from(v)).sum();
-            for cc in (width / LANES) * LANES..width {
+            // FLUSH is a multiple of LANES, so only the last chunk has a tail.
+            for cc in (width / FLUSH) * FLUSH + (width % FLUSH) / LANES * LANES..width {
                 let d = f64::from(ri[cc] - rj[cc]);
                 s += d * d;
             }
@@ -233,7 +250,11 @@ mod tests {
                 } else {
                     0.0
                 };
-                assert!((dist[i * n + j] - want).abs() <= 1e-4 * want.max(1.0), "{i},{j}: {} vs {want}", dist[i * n + j]);
+                assert!(
+                    (dist[i * n + j] - want).abs() <= 1e-4 * want.max(1.0),
+                    "{i},{j}: {} vs {want}",
+                    dist[i * n + j]
+                );
             }
         }
     }

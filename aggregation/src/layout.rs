@@ -48,11 +48,9 @@ impl Layout {
         offsets.push(0);
         for (i, t) in tensors.iter().enumerate() {
             let numel = t.shape.iter().try_fold(1usize, |acc, &d| acc.checked_mul(d));
-            total = numel.and_then(|n| total.checked_add(n)).ok_or_else(|| {
-                AggregationError::InvalidParameter {
-                    name: "layout",
-                    reason: format!("tensor `{}` overflows the element count", t.name),
-                }
+            total = numel.and_then(|n| total.checked_add(n)).ok_or_else(|| AggregationError::InvalidParameter {
+                name: "layout",
+                reason: format!("tensor `{}` overflows the element count", t.name),
             })?;
             offsets.push(total);
             if by_name.insert(t.name.clone(), i).is_some() {
@@ -90,6 +88,16 @@ impl Layout {
         self.offsets[i]..self.offsets[i + 1]
     }
 
+    /// The index of the tensor holding flat coordinate `pos`.
+    ///
+    /// # Panics
+    /// If `pos >= self.numel()`.
+    pub fn tensor_at(&self, pos: usize) -> usize {
+        assert!(pos < self.numel(), "coordinate {pos} is outside the model");
+        // offsets is sorted; empty tensors share an offset with their successor.
+        self.offsets.partition_point(|&o| o <= pos) - 1
+    }
+
     /// The index of the tensor called `name`.
     pub fn index_of(&self, name: &str) -> Option<usize> {
         self.by_name.get(name).copied()
@@ -117,19 +125,12 @@ impl Layout {
         let mut parts: Vec<Option<&'a [f32]>> = vec![None; self.tensors.len()];
         for (name, shape, values) in named {
             let Some(i) = self.index_of(name) else {
-                return Err(AggregationError::TensorName {
-                    client,
-                    tensor: name.to_owned(),
-                    problem: "unknown",
-                });
+                return Err(AggregationError::TensorName { client, tensor: name.to_owned(), problem: "unknown" });
             };
             let info = &self.tensors[i];
             if info.shape != shape || values.len() != info.numel() {
-                let got = if shape.iter().product::<usize>() == values.len() {
-                    shape.to_vec()
-                } else {
-                    vec![values.len()]
-                };
+                let got =
+                    if shape.iter().product::<usize>() == values.len() { shape.to_vec() } else { vec![values.len()] };
                 return Err(AggregationError::Shape {
                     client,
                     tensor: info.name.clone(),
@@ -138,22 +139,14 @@ impl Layout {
                 });
             }
             if parts[i].replace(values).is_some() {
-                return Err(AggregationError::TensorName {
-                    client,
-                    tensor: name.to_owned(),
-                    problem: "duplicate",
-                });
+                return Err(AggregationError::TensorName { client, tensor: name.to_owned(), problem: "duplicate" });
             }
         }
         let parts = parts
             .into_iter()
             .zip(&self.tensors)
             .map(|(p, t)| {
-                p.ok_or_else(|| AggregationError::TensorName {
-                    client,
-                    tensor: t.name.clone(),
-                    problem: "missing",
-                })
+                p.ok_or_else(|| AggregationError::TensorName { client, tensor: t.name.clone(), problem: "missing" })
             })
             .collect::<Result<Vec<_>>>()?;
         Ok(UpdateView { parts })
@@ -236,9 +229,8 @@ mod tests {
         let err = l.bind(1, [("w", &[3, 2][..], &w[..]), ("b", &[3][..], &b[..])]).unwrap_err();
         assert!(matches!(err, AggregationError::Shape { client: 1, ref tensor, .. } if tensor == "w"));
 
-        let err = l
-            .bind(2, [("w", &[2, 3][..], &w[..]), ("b", &[3][..], &b[..]), ("c", &[1][..], &b[..1])])
-            .unwrap_err();
+        let err =
+            l.bind(2, [("w", &[2, 3][..], &w[..]), ("b", &[3][..], &b[..]), ("c", &[1][..], &b[..1])]).unwrap_err();
         assert_eq!(err, AggregationError::TensorName { client: 2, tensor: "c".into(), problem: "unknown" });
 
         let err = l.bind(0, [("b", &[3][..], &b[..]), ("b", &[3][..], &b[..])]).unwrap_err();

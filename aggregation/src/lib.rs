@@ -13,16 +13,23 @@
 //! Bulyan) work on blocks of coordinates, so their working memory is
 //! O(clients × block) on top of the inputs themselves.
 
+mod coordinate;
 mod error;
 mod fedavg;
 mod inputs;
 mod kernels;
+mod krum;
 mod layout;
+mod network;
+mod rule;
 
+pub use coordinate::{median, trimmed_mean};
 pub use error::{AggregationError, Result};
 pub use fedavg::FedAvg;
 pub use inputs::Inputs;
+pub use krum::{Selection, bulyan, krum, multi_krum, pairwise_sq_distances};
 pub use layout::{Layout, TensorInfo, UpdateView};
+pub use rule::{Aggregate, Rule, aggregate};
 
 pub mod codec;
 pub mod dp;

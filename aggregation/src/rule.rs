@@ -1,0 +1,100 @@
+//! One entry point for every rule, so callers can take the rule as data.
+
+use crate::coordinate;
+use crate::error::{AggregationError, Result};
+use crate::fedavg::FedAvg;
+use crate::inputs::Inputs;
+use crate::krum;
+
+/// An aggregation rule and its parameters.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Rule {
+    /// Sample-weighted mean (McMahan et al. 2017).
+    FedAvg,
+    /// Coordinate-wise median.
+    Median,
+    /// Coordinate-wise trimmed mean, cutting `⌊β·n⌋` from each end.
+    TrimmedMean {
+        /// Trim fraction per end, in `[0, 0.5)`.
+        beta: f64,
+    },
+    /// Krum, tolerating `byzantine` bad updates.
+    Krum {
+        /// Assumed number of Byzantine updates `f`; needs `n ≥ 2f + 3`.
+        byzantine: usize,
+    },
+    /// Multi-Krum: weighted mean of the `select` best-scored updates.
+    MultiKrum {
+        /// Assumed number of Byzantine updates `f`; needs `n ≥ 2f + 3`.
+        byzantine: usize,
+        /// How many updates to average, `1 ≤ m ≤ n`.
+        select: usize,
+    },
+    /// Bulyan over Krum.
+    Bulyan {
+        /// Assumed number of Byzantine updates `f`; needs `n ≥ 4f + 3`.
+        byzantine: usize,
+    },
+}
+
+impl Rule {
+    /// The rule's name as the command line spells it.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Rule::FedAvg => "fedavg",
+            Rule::Median => "median",
+            Rule::TrimmedMean { .. } => "trimmed-mean",
+            Rule::Krum { .. } => "krum",
+            Rule::MultiKrum { .. } => "multi-krum",
+            Rule::Bulyan { .. } => "bulyan",
+        }
+    }
+
+    /// The fewest updates this rule accepts.
+    pub fn min_clients(&self) -> usize {
+        match *self {
+            Rule::FedAvg | Rule::Median | Rule::TrimmedMean { .. } => 1,
+            Rule::Krum { byzantine } | Rule::MultiKrum { byzantine, .. } => 2 * byzantine + 3,
+            Rule::Bulyan { byzantine } => 4 * byzantine + 3,
+        }
+    }
+}
+
+/// The result of [`aggregate`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct Aggregate {
+    /// The aggregated values, flat in layout order.
+    pub model: Vec<f32>,
+    /// For selection rules (Krum, Multi-Krum, Bulyan): the updates used, best first.
+    pub selected: Option<Vec<usize>>,
+    /// For selection rules: every update's Krum score.
+    pub scores: Option<Vec<f64>>,
+}
+
+impl From<krum::Selection> for Aggregate {
+    fn from(s: krum::Selection) -> Self {
+        Self { model: s.model, selected: Some(s.selected), scores: Some(s.scores) }
+    }
+}
+
+/// Applies `rule` to `inputs`.
+pub fn aggregate(rule: &Rule, inputs: &Inputs<'_>) -> Result<Aggregate> {
+    let plain = |model| Aggregate { model, selected: None, scores: None };
+    match *rule {
+        Rule::FedAvg => {
+            if inputs.is_empty() {
+                return Err(AggregationError::ZeroTotalWeight);
+            }
+            let mut acc = FedAvg::new(inputs.layout());
+            for (i, u) in inputs.updates().iter().enumerate() {
+                acc.add_trusted(u, inputs.weights()[i], inputs.scales()[i]);
+            }
+            Ok(plain(acc.finish()?))
+        }
+        Rule::Median => coordinate::median(inputs).map(plain),
+        Rule::TrimmedMean { beta } => coordinate::trimmed_mean(inputs, beta).map(plain),
+        Rule::Krum { byzantine } => krum::krum(inputs, byzantine).map(Into::into),
+        Rule::MultiKrum { byzantine, select } => krum::multi_krum(inputs, byzantine, select).map(Into::into),
+        Rule::Bulyan { byzantine } => krum::bulyan(inputs, byzantine).map(Into::into),
+    }
+}
