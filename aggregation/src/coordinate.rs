@@ -76,24 +76,44 @@ pub(crate) fn closest_to_median_mean(inputs: &Inputs<'_>, selected: &[usize], be
     let theta = selected.len();
     debug_assert!(beta >= 1 && beta <= theta);
     sorted_blocks(inputs, selected, move |rows, width, out| {
-        for (c, o) in out.iter_mut().enumerate() {
-            let at = |r: usize| rows[r * width + c];
-            let med = if theta % 2 == 1 { at(theta / 2) } else { (at(theta / 2 - 1) + at(theta / 2)) * 0.5 };
-            // The β values nearest the median are contiguous in sorted order:
-            // grow a window outward from the middle, taking the nearer side.
-            let (mut left, mut right) = (theta / 2, theta / 2);
-            let mut sum = 0.0f32;
-            for _ in 0..beta {
-                let take_right = right < theta && (left == 0 || (at(right) - med).abs() <= (med - at(left - 1)).abs());
-                if take_right {
-                    sum += at(right);
-                    right += 1;
-                } else {
-                    left -= 1;
-                    sum += at(left);
+        let row = |r: usize| &rows[r * width..(r + 1) * width];
+        let mut med = vec![0.0f32; width];
+        if theta % 2 == 1 {
+            med.copy_from_slice(row(theta / 2));
+        } else {
+            for ((m, &a), &b) in med.iter_mut().zip(row(theta / 2 - 1)).zip(row(theta / 2)) {
+                *m = (a + b) * 0.5;
+            }
+        }
+        // In sorted order the β values nearest the median are a window
+        // [s, s + β); of all windows it is the one whose farthest member is
+        // nearest, since its farthest member is the β-th smallest distance.
+        // So: slide the window over every start, keep per column the window
+        // with the smallest "farthest distance" and its sum. Whole-row
+        // operations, no per-column branches.
+        let mut sum = vec![0.0f32; width];
+        for r in 0..beta {
+            kernels::axpy(&mut sum, row(r), 1.0);
+        }
+        let mut best_cost = vec![f32::INFINITY; width];
+        let mut best_sum = vec![0.0f32; width];
+        for s in 0..=theta - beta {
+            if s > 0 {
+                for ((acc, &gone), &new) in sum.iter_mut().zip(row(s - 1)).zip(row(s + beta - 1)) {
+                    *acc += new - gone;
                 }
             }
-            *o = sum / beta as f32;
+            let (lo, hi) = (row(s), row(s + beta - 1));
+            for c in 0..width {
+                let cost = (med[c] - lo[c]).max(hi[c] - med[c]);
+                let better = cost < best_cost[c];
+                best_cost[c] = if better { cost } else { best_cost[c] };
+                best_sum[c] = if better { sum[c] } else { best_sum[c] };
+            }
+        }
+        let inv = 1.0 / beta as f32;
+        for (o, &v) in out.iter_mut().zip(&best_sum) {
+            *o = v * inv;
         }
     })
 }
@@ -224,12 +244,20 @@ mod tests {
         let inputs = Inputs::new(&layout, views, vec![]).unwrap().clip(2000.0).unwrap();
         let med = median(&inputs).unwrap();
         let tm = trimmed_mean(&inputs, 0.3).unwrap();
+        let selected = [6, 0, 2, 5, 1];
+        let bm = closest_to_median_mean(&inputs, &selected, 3);
         for c in (0..d).step_by(97).chain([d - 1]) {
             let mut col: Vec<f32> = (0..n).map(|k| data[k][c] * inputs.scales()[k]).collect();
             col.sort_by(f32::total_cmp);
             assert_eq!(med[c], col[3], "median at {c}");
             let want = col[2..5].iter().sum::<f32>() / 3.0;
             assert!((tm[c] - want).abs() <= 1e-4 * want.abs().max(1.0), "trimmed mean at {c}");
+            let mut sel: Vec<f32> = selected.iter().map(|&k| data[k][c] * inputs.scales()[k]).collect();
+            sel.sort_by(f32::total_cmp);
+            let m = sel[2];
+            sel.sort_by(|a, b| (a - m).abs().total_cmp(&(b - m).abs()));
+            let want = sel[..3].iter().sum::<f32>() / 3.0;
+            assert!((bm[c] - want).abs() <= 1e-4 * want.abs().max(1.0), "bulyan at {c}: {} vs {want}", bm[c]);
         }
     }
 }

@@ -13,9 +13,7 @@ use crate::error::{AggregationError, Result};
 use crate::kernels;
 use crate::layout::{Layout, UpdateView};
 
-/// Elements per parallel job: large enough to amortise rayon's scheduling,
-/// small enough to split a CNN-sized model over every core.
-const PAR_CHUNK: usize = 1 << 16;
+use crate::kernels::PAR_CHUNK;
 
 /// A running weighted sum of updates.
 #[derive(Debug, Clone)]
@@ -65,7 +63,7 @@ impl FedAvg {
                     got: vec![part.len()],
                 });
             }
-            let (s, bad) = par_sq_norm_checked(part);
+            let (s, bad) = kernels::par_sq_norm_checked(part);
             if let Some(index) = bad {
                 let tensor = self.layout.tensors()[i].name.clone();
                 return Err(AggregationError::NonFinite { client, tensor, index });
@@ -131,27 +129,6 @@ impl FedAvg {
         sum.par_chunks_mut(PAR_CHUNK).for_each(|c| c.iter_mut().for_each(|v| *v *= inv));
         Ok(sum)
     }
-}
-
-fn par_sq_norm_checked(x: &[f32]) -> (f64, Option<usize>) {
-    x.par_chunks(PAR_CHUNK)
-        .enumerate()
-        .map(|(c, chunk)| {
-            let (s, bad) = kernels::sq_norm_checked(chunk);
-            (s, bad.map(|i| c * PAR_CHUNK + i))
-        })
-        .reduce(
-            || (0.0, None),
-            |(a, ea), (b, eb)| {
-                (
-                    a + b,
-                    match (ea, eb) {
-                        (Some(x), Some(y)) => Some(x.min(y)),
-                        (x, y) => x.or(y),
-                    },
-                )
-            },
-        )
 }
 
 #[cfg(test)]

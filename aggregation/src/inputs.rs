@@ -1,5 +1,7 @@
 //! A checked set of client updates, ready for any rule.
 
+use rayon::prelude::*;
+
 use crate::error::{AggregationError, Result};
 use crate::kernels;
 use crate::layout::{Layout, UpdateView};
@@ -39,8 +41,10 @@ impl<'a> Inputs<'a> {
                 return Err(AggregationError::BadWeight { client, weight: w });
             }
         }
+        // One pass over every value, spread over the cores by tensor chunk so
+        // that a single huge update is checked in parallel too.
         let norms = updates
-            .iter()
+            .par_iter()
             .enumerate()
             .map(|(client, u)| check_and_norm(layout, client, u))
             .collect::<Result<Vec<_>>>()?;
@@ -109,7 +113,7 @@ impl<'a> Inputs<'a> {
 fn check_and_norm(layout: &Layout, client: usize, u: &UpdateView<'_>) -> Result<f64> {
     let mut sq = 0.0f64;
     for (i, part) in u.tensors().iter().enumerate() {
-        let (s, bad) = kernels::sq_norm_checked(part);
+        let (s, bad) = kernels::par_sq_norm_checked(part);
         if let Some(index) = bad {
             return Err(AggregationError::NonFinite { client, tensor: layout.tensors()[i].name.clone(), index });
         }

@@ -52,6 +52,31 @@ fn sq_sum_f64(x: &[f32]) -> f64 {
     s
 }
 
+/// Elements per parallel job: large enough to amortise rayon's scheduling,
+/// small enough to split a CNN-sized model over every core.
+pub(crate) const PAR_CHUNK: usize = 1 << 16;
+
+/// [`sq_norm_checked`] over parallel chunks; the index is still the first.
+pub(crate) fn par_sq_norm_checked(x: &[f32]) -> (f64, Option<usize>) {
+    use rayon::prelude::*;
+    x.par_chunks(PAR_CHUNK)
+        .enumerate()
+        .map(|(c, chunk)| {
+            let (s, bad) = sq_norm_checked(chunk);
+            (s, bad.map(|i| c * PAR_CHUNK + i))
+        })
+        .reduce(
+            || (0.0, None),
+            |(a, ea), (b, eb)| {
+                let first = match (ea, eb) {
+                    (Some(x), Some(y)) => Some(x.min(y)),
+                    (x, y) => x.or(y),
+                };
+                (a + b, first)
+            },
+        )
+}
+
 /// Index of the first non-finite value of `x`.
 pub(crate) fn first_non_finite(x: &[f32]) -> Option<usize> {
     const EXP: u32 = 0x7f80_0000;
