@@ -7,7 +7,8 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail, ensure};
 use clap::ValueEnum;
 use serde::Serialize;
-use starling_aggregation::{FedAvg, Inputs, Layout, Rule, aggregate};
+use starling_aggregation::dp::DpFedAvg;
+use starling_aggregation::{Aggregate, FedAvg, Inputs, Layout, Rule, aggregate};
 
 use crate::tensors::{self, UpdateFile};
 
@@ -48,6 +49,15 @@ pub(crate) struct Args {
     /// Clip every update to this L2 norm before aggregating.
     #[arg(long)]
     clip: Option<f64>,
+    /// DP-FedAvg (McMahan et al. 2018): add Gaussian noise of σ·S to the sum of
+    /// the updates clipped to S (needs --clip S and --rule fedavg; every update
+    /// counts once, so --weights is refused).
+    #[arg(long, value_name = "SIGMA", requires = "clip")]
+    noise_multiplier: Option<f64>,
+    /// Seed of the DP noise, for reproducible runs. Default: a fresh random
+    /// seed (the privacy guarantee needs a secret, never reused seed).
+    #[arg(long, requires = "noise_multiplier")]
+    noise_seed: Option<u64>,
     /// Load every input into memory, then run the rule N times and report the
     /// best and median time of the rule alone (for benchmarking).
     #[arg(long, default_value_t = 1)]
@@ -92,7 +102,7 @@ pub(crate) fn run(args: Args) -> Result<()> {
         return crate::demo::run(&args.demo_opts);
     }
     let output = args.output.clone().expect("clap requires --output without --demo");
-    let (report, layout, model) = aggregate_files(&args.inputs, &Spec::from_args(&args))?;
+    let (report, layout, model) = aggregate_files(&args.inputs, &Spec::from_args(&args)?)?;
     let meta = HashMap::from([
         ("starling.rule".to_owned(), report.rule.to_owned()),
         ("starling.clients".to_owned(), report.clients.to_string()),
@@ -116,20 +126,38 @@ pub(crate) struct Spec {
     pub(crate) byzantine: usize,
     pub(crate) select: Option<usize>,
     pub(crate) clip: Option<f64>,
+    pub(crate) dp: Option<(DpFedAvg, [u8; 32])>,
     pub(crate) repeat: usize,
 }
 
 impl Spec {
-    fn from_args(a: &Args) -> Self {
-        Self {
+    fn from_args(a: &Args) -> Result<Self> {
+        let dp = match (a.noise_multiplier, a.clip) {
+            (Some(sigma), Some(clip)) => {
+                ensure!(a.rule == RuleName::Fedavg, "--noise-multiplier applies to --rule fedavg only");
+                ensure!(a.weights.is_empty(), "DP-FedAvg counts every update once: drop --weights");
+                let seed = match a.noise_seed {
+                    Some(s) => {
+                        let mut seed = [0u8; 32];
+                        seed[..8].copy_from_slice(&s.to_le_bytes());
+                        seed
+                    }
+                    None => rand::random(),
+                };
+                Some((DpFedAvg::new(clip, sigma)?, seed))
+            }
+            _ => None,
+        };
+        Ok(Self {
             rule: a.rule,
             weights: a.weights.clone(),
             beta: a.beta,
             byzantine: a.byzantine,
             select: a.select,
             clip: a.clip,
+            dp,
             repeat: a.repeat,
-        }
+        })
     }
 
     fn rule(&self, n: usize) -> Rule {
@@ -159,6 +187,7 @@ pub(crate) fn aggregate_files(paths: &[PathBuf], spec: &Spec) -> Result<(Report,
     }
     let weight = |i: usize| spec.weights.get(i).copied().unwrap_or(1.0);
     let rule = spec.rule(n);
+    let rule_name = if spec.dp.is_some() { "dp-fedavg" } else { rule.name() };
     ensure!(
         n >= rule.min_clients(),
         "{} with these parameters needs at least {} inputs, got {n}",
@@ -188,10 +217,14 @@ pub(crate) fn aggregate_files(paths: &[PathBuf], spec: &Spec) -> Result<(Report,
             let view = file.view(&layout, i, &mut scratch)?;
             acc.add(i, &view, weight(i)).with_context(|| format!("{}", path.display()))?;
         }
-        let model = acc.finish()?;
+        let n_added = acc.count();
+        let mut model = acc.finish()?;
+        if let Some((dp, seed)) = &spec.dp {
+            dp.add_noise(&mut model, n_added, seed);
+        }
         let seconds = (started.elapsed() - read).as_secs_f64();
         let report = Report {
-            rule: rule.name(),
+            rule: rule_name,
             clients: n,
             parameters: layout.numel(),
             input_bytes,
@@ -225,7 +258,10 @@ pub(crate) fn aggregate_files(paths: &[PathBuf], spec: &Spec) -> Result<(Report,
         if let Some(c) = spec.clip {
             inputs = inputs.clip(c)?;
         }
-        let out = aggregate(&rule, &inputs)?;
+        let out = match &spec.dp {
+            Some((dp, seed)) => Aggregate { model: dp.aggregate(&inputs, seed)?, selected: None, scores: None },
+            None => aggregate(&rule, &inputs)?,
+        };
         times.push(t.elapsed().as_secs_f64());
         result = Some(out);
     }
@@ -233,7 +269,7 @@ pub(crate) fn aggregate_files(paths: &[PathBuf], spec: &Spec) -> Result<(Report,
     times.sort_by(f64::total_cmp);
     let input_bytes = (layout.numel() * 4 * n) as u64;
     let report = Report {
-        rule: rule.name(),
+        rule: rule_name,
         clients: n,
         parameters: layout.numel(),
         input_bytes,

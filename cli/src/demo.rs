@@ -90,6 +90,7 @@ fn write_and_compare(dir: &Path, layout: &Layout, opts: &Options) -> Result<()> 
             byzantine,
             select: None,
             clip: None,
+            dp: None,
             repeat: 3,
         };
         if rule == RuleName::Bulyan && n < 4 * byzantine + 3 {

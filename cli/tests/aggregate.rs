@@ -159,3 +159,35 @@ fn the_demo_runs_and_the_robust_rules_beat_fedavg() {
         assert!(error_of(rule) < 60.0, "{rule}:\n{text}");
     }
 }
+
+#[test]
+fn dp_fedavg_clips_adds_seeded_noise_and_refuses_weights() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let inputs = five(d);
+    // Clip to 1: x = 0 stays, every other update (norm √3·x) scales to norm 1,
+    // so b = x / (√3·x) = 1/√3 for the four non-zero updates. σ = 0: no noise.
+    let got = run_rule(d, &inputs, &["--clip", "1", "--noise-multiplier", "0"]);
+    let want = 4.0 / 3f32.sqrt() / 5.0;
+    assert!((got["b"][0] - want).abs() < 1e-6, "{got:?}");
+
+    let noisy = |seed: &str| run_rule(d, &inputs, &["--clip", "1", "--noise-multiplier", "1", "--noise-seed", seed]);
+    let (a, b, c) = (noisy("7"), noisy("7"), noisy("8"));
+    assert_eq!(a, b, "same seed, same noise");
+    assert_ne!(a, c, "another seed, other noise");
+    assert_ne!(a["b"][0], want, "σ = 1 adds noise");
+
+    let out = d.join("o.safetensors");
+    let i0 = inputs[0].to_str().unwrap();
+    let o = out.to_str().unwrap();
+    expect_error(&["aggregate", "--noise-multiplier", "1", "-o", o, i0], "--clip");
+    expect_error(
+        &["aggregate", "--clip", "1", "--noise-multiplier", "1", "--weights", "3", "-o", o, i0],
+        "drop --weights",
+    );
+    expect_error(
+        &["aggregate", "--rule", "median", "--clip", "1", "--noise-multiplier", "1", "-o", o, i0],
+        "fedavg only",
+    );
+    expect_error(&["aggregate", "--clip", "1", "--noise-multiplier=-1", "-o", o, i0], "noise_multiplier");
+}
