@@ -1,0 +1,204 @@
+//! Decoding untrusted payload bytes against the tensors a task expects.
+//!
+//! Checks run cheapest first, and nothing is allocated in proportion to a
+//! size the input merely claims: the total length against the caller's limit,
+//! then the header length against [`max_header_len`], then the header's names,
+//! dtypes, shapes and offsets, then the reference safetensors reader, and last
+//! every value's finiteness.
+
+use std::collections::{HashMap, HashSet};
+
+use safetensors::SafeTensors;
+
+use super::error::PayloadError;
+use super::header::{self, max_header_len};
+use crate::ids::ContentHash;
+use crate::tensor::{NamedTensor, TensorSpec};
+
+/// A validated tensor inside payload bytes, borrowed rather than copied.
+///
+/// Only [`decode_view`] makes these, after checking name, dtype, shape and
+/// that every value is finite.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TensorBytes<'a> {
+    name: &'a str,
+    shape: &'a [usize],
+    data: &'a [u8],
+}
+
+impl<'a> TensorBytes<'a> {
+    /// The tensor's name.
+    pub fn name(&self) -> &'a str {
+        self.name
+    }
+
+    /// The tensor's shape (the task's, which the payload matched).
+    pub fn shape(&self) -> &'a [usize] {
+        self.shape
+    }
+
+    /// The raw values: little-endian `f32`, row-major, 4 bytes each. Not
+    /// necessarily 4-byte aligned in memory.
+    pub fn data(&self) -> &'a [u8] {
+        self.data
+    }
+
+    /// Number of elements.
+    pub fn len(&self) -> usize {
+        self.data.len() / 4
+    }
+
+    /// Whether the tensor has no elements.
+    pub fn is_empty(&self) -> bool {
+        self.data.is_empty()
+    }
+
+    /// The values, decoded on the fly.
+    pub fn values(&self) -> impl ExactSizeIterator<Item = f32> + 'a {
+        self.data.as_chunks::<4>().0.iter().map(|chunk| f32::from_le_bytes(*chunk))
+    }
+
+    /// The values, copied into a new vector.
+    pub fn to_vec(&self) -> Vec<f32> {
+        self.values().collect()
+    }
+
+    /// An owned copy.
+    pub fn to_named(&self) -> NamedTensor {
+        NamedTensor { name: self.name.to_owned(), shape: self.shape.to_vec(), values: self.to_vec() }
+    }
+}
+
+/// Decodes untrusted payload `bytes` into exactly the `expected` tensors, in
+/// `expected`'s order.
+///
+/// Refuses input longer than `limit` before parsing anything. Then refuses,
+/// naming the tensor where there is one: a header length beyond
+/// [`max_header_len`] or the input, a malformed header, duplicate, unknown
+/// or missing names, a dtype other than `F32`, a wrong shape, bad data
+/// offsets, and NaN or infinite values (with the element's index).
+pub fn decode(bytes: &[u8], expected: &[TensorSpec], limit: usize) -> Result<Vec<NamedTensor>, PayloadError> {
+    Ok(decode_view(bytes, expected, limit)?.iter().map(TensorBytes::to_named).collect())
+}
+
+/// [`verify_hash`], then [`decode`]: for bytes that arrived with an
+/// announced content hash.
+pub fn decode_checked(
+    bytes: &[u8],
+    hash: &ContentHash,
+    expected: &[TensorSpec],
+    limit: usize,
+) -> Result<Vec<NamedTensor>, PayloadError> {
+    if bytes.len() > limit {
+        return Err(PayloadError::TooLarge { len: bytes.len(), limit });
+    }
+    verify_hash(bytes, hash)?;
+    decode(bytes, expected, limit)
+}
+
+/// Checks that `bytes` hash (BLAKE3) to `expected`.
+pub fn verify_hash(bytes: &[u8], expected: &ContentHash) -> Result<(), PayloadError> {
+    let actual = ContentHash::of(bytes);
+    if actual == *expected { Ok(()) } else { Err(PayloadError::HashMismatch { expected: *expected, actual }) }
+}
+
+/// Like [`decode`], but returns views into `bytes` instead of copies, for
+/// callers that stream values straight into an accumulator.
+pub fn decode_view<'a>(
+    bytes: &'a [u8],
+    expected: &'a [TensorSpec],
+    limit: usize,
+) -> Result<Vec<TensorBytes<'a>>, PayloadError> {
+    if bytes.len() > limit {
+        return Err(PayloadError::TooLarge { len: bytes.len(), limit });
+    }
+    let (header_json, data) = header::split(bytes, max_header_len(expected))?;
+    let entries = header::entries(header_json)?;
+
+    let specs: HashMap<&str, &TensorSpec> = expected.iter().map(|spec| (spec.name.as_str(), spec)).collect();
+    let mut seen: HashSet<&str> = HashSet::with_capacity(entries.len());
+    for (name, entry) in &entries {
+        if !seen.insert(name) {
+            return Err(PayloadError::DuplicateTensor { name: shorten(name) });
+        }
+        let Some(spec) = specs.get(name.as_str()) else {
+            return Err(PayloadError::UnknownTensor { name: shorten(name) });
+        };
+        if entry.dtype != "F32" {
+            return Err(PayloadError::WrongDtype { name: name.clone(), dtype: shorten(&entry.dtype) });
+        }
+        if !same_shape(&spec.shape, &entry.shape) {
+            return Err(PayloadError::WrongShape {
+                name: name.clone(),
+                expected: spec.shape.iter().map(|&d| d as u64).collect(),
+                found: entry.shape.clone(),
+            });
+        }
+    }
+    if let Some(missing) = expected.iter().find(|spec| !seen.contains(spec.name.as_str())) {
+        return Err(PayloadError::MissingTensor { name: missing.name.clone() });
+    }
+
+    // Offsets: contiguous from 0, each exactly as long as its shape says, and
+    // together covering the whole data section. Shapes match the (validated)
+    // specs by now, so the sizes cannot overflow; checked anyway.
+    let mut layout: Vec<(&str, u64, u64, &TensorSpec)> = Vec::with_capacity(entries.len());
+    for (name, entry) in &entries {
+        let (start, end) = entry.data_offsets;
+        let spec =
+            specs.get(name.as_str()).copied().ok_or_else(|| PayloadError::UnknownTensor { name: shorten(name) })?;
+        layout.push((name.as_str(), start, end, spec));
+    }
+    layout.sort_unstable_by_key(|&(_, start, end, _)| (start, end));
+    let mut cursor = 0u64;
+    let mut views = HashMap::with_capacity(layout.len());
+    for &(name, start, end, spec) in &layout {
+        let size = spec.element_count().and_then(|n| n.checked_mul(4)).map(|n| n as u64);
+        if start != cursor || end.checked_sub(start) != size {
+            return Err(PayloadError::BadOffsets { name: name.to_owned(), start, end });
+        }
+        let slice = usize::try_from(start)
+            .ok()
+            .zip(usize::try_from(end).ok())
+            .and_then(|(s, e)| data.get(s..e))
+            .ok_or(PayloadError::DataLength { declared: end, actual: data.len() })?;
+        views.insert(name, TensorBytes { name: spec.name.as_str(), shape: spec.shape.as_slice(), data: slice });
+        cursor = end;
+    }
+    if cursor != data.len() as u64 {
+        return Err(PayloadError::DataLength { declared: cursor, actual: data.len() });
+    }
+
+    // Our checks are stricter than the reference reader's, but whatever we
+    // accept, every safetensors reader must accept too.
+    SafeTensors::deserialize(bytes).map_err(|e| PayloadError::Malformed { reason: e.to_string() })?;
+
+    let mut out = Vec::with_capacity(expected.len());
+    for spec in expected {
+        let view = views
+            .get(spec.name.as_str())
+            .copied()
+            .ok_or_else(|| PayloadError::MissingTensor { name: spec.name.clone() })?;
+        if let Some((index, value)) = view.values().enumerate().find(|(_, v)| !v.is_finite()) {
+            return Err(PayloadError::NonFinite { name: spec.name.clone(), index, value });
+        }
+        out.push(view);
+    }
+    Ok(out)
+}
+
+fn same_shape(expected: &[usize], found: &[u64]) -> bool {
+    expected.len() == found.len() && expected.iter().zip(found).all(|(&e, &f)| e as u64 == f)
+}
+
+/// Untrusted strings in errors are cut to a readable length.
+fn shorten(text: &str) -> String {
+    const MAX_CHARS: usize = 256;
+    if text.chars().count() <= MAX_CHARS {
+        text.to_owned()
+    } else {
+        let mut cut: String = text.chars().take(MAX_CHARS).collect();
+        cut.push('…');
+        cut
+    }
+}
