@@ -162,20 +162,9 @@ where
 /// Copies the flat coordinates `start..start + dst.len()` of update `client`
 /// into `dst`, times its clipping scale; the range may span tensors.
 pub(crate) fn gather(inputs: &Inputs<'_>, client: usize, start: usize, dst: &mut [f32]) {
-    let layout = inputs.layout();
-    let update = &inputs.updates()[client];
     let scale = inputs.scales()[client];
-    let mut pos = start;
-    let mut filled = 0;
-    let mut t = layout.tensor_at(start);
-    while filled < dst.len() {
-        let range = layout.range(t);
-        let take = (range.end - pos).min(dst.len() - filled);
-        let src = &update.tensor(t)[pos - range.start..pos - range.start + take];
-        kernels::scale_into(&mut dst[filled..filled + take], src, scale);
-        filled += take;
-        pos += take;
-        t += 1;
+    for (at, src) in inputs.pieces(client, start, dst.len()) {
+        kernels::scale_into(&mut dst[at..at + src.len()], src, scale);
     }
 }
 

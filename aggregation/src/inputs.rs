@@ -109,6 +109,31 @@ impl<'a> Inputs<'a> {
     }
 }
 
+impl<'a> Inputs<'a> {
+    /// The flat coordinates `start..start + len` of update `client`, as
+    /// `(offset from start, values)` pieces, one per tensor the range spans.
+    pub(crate) fn pieces(&self, client: usize, start: usize, len: usize) -> impl Iterator<Item = (usize, &'a [f32])> {
+        let layout = self.layout;
+        let update = self.updates[client].clone();
+        let mut t = if len == 0 { layout.len() } else { layout.tensor_at(start) };
+        let mut pos = start;
+        let end = start + len;
+        std::iter::from_fn(move || {
+            while t < layout.len() && pos < end {
+                let range = layout.range(t);
+                let take = (range.end - pos).min(end - pos);
+                let piece = (pos - start, &update.tensor(t)[pos - range.start..pos - range.start + take]);
+                pos += take;
+                t += 1;
+                if take > 0 {
+                    return Some(piece);
+                }
+            }
+            None
+        })
+    }
+}
+
 /// Finiteness check and squared norm in one pass over the update.
 fn check_and_norm(layout: &Layout, client: usize, u: &UpdateView<'_>) -> Result<f64> {
     let mut sq = 0.0f64;

@@ -4,7 +4,7 @@ use rayon::prelude::*;
 
 use crate::coordinate;
 use crate::error::{AggregationError, Result};
-use crate::fedavg::FedAvg;
+use crate::fedavg;
 use crate::inputs::Inputs;
 use crate::kernels;
 
@@ -145,11 +145,8 @@ pub fn multi_krum(inputs: &Inputs<'_>, f: usize, m: usize) -> Result<Selection> 
     let dist = pairwise_sq_distances(inputs);
     let scores = all_scores(&dist, n, f);
     let selected: Vec<usize> = ranked(scores.iter().copied().enumerate().collect()).into_iter().take(m).collect();
-    let mut acc = FedAvg::new(inputs.layout());
-    for &i in &selected {
-        acc.add_trusted(&inputs.updates()[i], inputs.weights()[i], inputs.scales()[i]);
-    }
-    Ok(Selection { model: acc.finish()?, selected, scores })
+    let model = fedavg::weighted_mean(inputs, &selected)?;
+    Ok(Selection { model, selected, scores })
 }
 
 /// Bulyan (El Mhamdi et al. 2018, "The Hidden Vulnerability of Distributed

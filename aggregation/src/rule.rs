@@ -1,8 +1,8 @@
 //! One entry point for every rule, so callers can take the rule as data.
 
 use crate::coordinate;
-use crate::error::{AggregationError, Result};
-use crate::fedavg::FedAvg;
+use crate::error::Result;
+use crate::fedavg;
 use crate::inputs::Inputs;
 use crate::krum;
 
@@ -82,14 +82,8 @@ pub fn aggregate(rule: &Rule, inputs: &Inputs<'_>) -> Result<Aggregate> {
     let plain = |model| Aggregate { model, selected: None, scores: None };
     match *rule {
         Rule::FedAvg => {
-            if inputs.is_empty() {
-                return Err(AggregationError::ZeroTotalWeight);
-            }
-            let mut acc = FedAvg::new(inputs.layout());
-            for (i, u) in inputs.updates().iter().enumerate() {
-                acc.add_trusted(u, inputs.weights()[i], inputs.scales()[i]);
-            }
-            Ok(plain(acc.finish()?))
+            let all: Vec<usize> = (0..inputs.len()).collect();
+            Ok(plain(fedavg::weighted_mean(inputs, &all)?))
         }
         Rule::Median => coordinate::median(inputs).map(plain),
         Rule::TrimmedMean { beta } => coordinate::trimmed_mean(inputs, beta).map(plain),
