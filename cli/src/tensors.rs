@@ -5,13 +5,17 @@ use std::fs::File;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result, bail, ensure};
-use safetensors::{Dtype, SafeTensors, tensor::TensorView};
+use anyhow::{Context, Result, ensure};
+use safetensors::{Dtype, tensor::TensorView};
 use starling_aggregation::{Layout, TensorInfo, UpdateView};
+use starling_protocol::payload;
 
 /// Refuse input files above this size (64 GiB): a typo'd path to a disk
 /// image should fail fast, not exhaust memory.
 const MAX_FILE: u64 = 64 << 30;
+
+/// Largest safetensors header read (16 MiB: room for a hundred thousand tensors).
+const MAX_HEADER: usize = 16 << 20;
 
 /// One update file held in memory: the raw file in an `f32`-aligned buffer,
 /// and where each of its tensors lies.
@@ -55,18 +59,19 @@ impl UpdateFile {
 
     fn parse(path: &Path, words: Vec<u32>, len: usize) -> Result<Self> {
         let bytes = &bytemuck::cast_slice::<u32, u8>(&words)[..len];
-        let (header_len, metadata) = SafeTensors::read_metadata(bytes)
-            .map_err(|e| anyhow::anyhow!("{}: not a valid safetensors file: {e}", path.display()))?;
-        let data_start = 8 + header_len;
-        let mut tensors = Vec::new();
-        for name in metadata.offset_keys() {
-            let info = metadata.info(&name).expect("offset_keys lists known tensors");
-            if info.dtype != Dtype::F32 {
-                bail!("{}: tensor `{name}` is {:?}; only F32 updates can be aggregated", path.display(), info.dtype);
-            }
-            let (a, b) = info.data_offsets;
-            tensors.push((name, info.shape.clone(), data_start + a..data_start + b));
-        }
+        // The hardened reader of the wire format: bounded header, no
+        // duplicate names, F32 only, offsets checked without overflow.
+        let specs = payload::inspect(bytes, MAX_HEADER)
+            .map_err(|e| anyhow::anyhow!("{}: not a valid safetensors update: {e}", path.display()))?;
+        let views = payload::decode_view(bytes, &specs, len).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+        let base = bytes.as_ptr() as usize;
+        let tensors = views
+            .iter()
+            .map(|v| {
+                let start = v.data().as_ptr() as usize - base;
+                (v.name().to_owned(), v.shape().to_vec(), start..start + v.data().len())
+            })
+            .collect();
         Ok(Self { path: path.to_owned(), words, len, tensors })
     }
 

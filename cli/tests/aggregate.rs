@@ -111,6 +111,12 @@ fn bad_inputs_are_named_and_nothing_is_written() {
     write(&missing, &[("w", vec![2], vec![1.0, 2.0])]);
     let junk = d.join("junk.safetensors");
     std::fs::write(&junk, b"\xff\xff\xff\xff\xff\xff\xff\x7fnot a header").unwrap();
+    let hostile = d.join("hostile.safetensors");
+    let header = br#"{"w":{"dtype":"F32","shape":[2],"data_offsets":[18446744073709551615,7]}}"#;
+    let mut bytes = (header.len() as u64).to_le_bytes().to_vec();
+    bytes.extend_from_slice(header);
+    bytes.extend_from_slice(&[0; 8]);
+    std::fs::write(&hostile, bytes).unwrap();
     let f16 = d.join("f16.safetensors");
     let halves = [0u8; 4];
     safetensors::serialize_to_file(
@@ -123,13 +129,32 @@ fn bad_inputs_are_named_and_nothing_is_written() {
     let out = d.join("out.safetensors");
     let o = out.to_str().unwrap();
     let g = good.to_str().unwrap();
-    expect_error(&["aggregate", "-o", o, g, nan.to_str().unwrap()], "tensor `w` holds a non-finite value at index 1");
+    expect_error(
+        &["aggregate", "-o", o, g, nan.to_str().unwrap()],
+        "nan.safetensors: tensor \"w\" has non-finite value NaN at element 1",
+    );
     expect_error(&["aggregate", "--rule", "median", "-o", o, g, nan.to_str().unwrap()], "non-finite");
-    expect_error(&["aggregate", "-o", o, g, shape.to_str().unwrap()], "tensor `w` has shape [1, 2], expected [2]");
-    expect_error(&["aggregate", "-o", o, g, extra.to_str().unwrap()], "unknown tensor `z`");
-    expect_error(&["aggregate", "-o", o, g, missing.to_str().unwrap()], "missing tensor `b`");
-    expect_error(&["aggregate", "-o", o, g, junk.to_str().unwrap()], "not a valid safetensors file");
-    expect_error(&["aggregate", "-o", o, f16.to_str().unwrap()], "only F32 updates");
+    expect_error(
+        &["aggregate", "-o", o, g, shape.to_str().unwrap()],
+        "shape.safetensors: update 1: tensor `w` has shape [1, 2], expected [2]",
+    );
+    expect_error(
+        &["aggregate", "-o", o, g, extra.to_str().unwrap()],
+        "extra.safetensors: update 1: unknown tensor `z`",
+    );
+    expect_error(
+        &["aggregate", "-o", o, g, missing.to_str().unwrap()],
+        "missing.safetensors: update 1: missing tensor `b`",
+    );
+    expect_error(
+        &["aggregate", "-o", o, g, junk.to_str().unwrap()],
+        "junk.safetensors: not a valid safetensors update",
+    );
+    expect_error(
+        &["aggregate", "-o", o, g, hostile.to_str().unwrap()],
+        "hostile.safetensors: tensor \"w\" has data offsets",
+    );
+    expect_error(&["aggregate", "-o", o, f16.to_str().unwrap()], "tensor \"w\" has dtype F16, expected F32");
     expect_error(&["aggregate", "-o", o, g, d.join("absent").to_str().unwrap()], "cannot open");
     expect_error(&["aggregate", "--weights", "1,2,3", "-o", o, g, g], "3 weights given for 2 inputs");
     expect_error(&["aggregate", "--weights", "0,0", "-o", o, g, g], "total weight of the updates is zero");

@@ -187,6 +187,36 @@ pub fn decode_view<'a>(
     Ok(out)
 }
 
+/// The tensors that payload `bytes` declares, in the order of their data,
+/// without a model to check them against: for tools that learn the model
+/// from a first file (`starling aggregate`). Reads only the header, under a
+/// bound of `max_header` bytes, and refuses duplicate names and dtypes other
+/// than `F32`. [`decode_view`] with the result then checks everything else.
+pub fn inspect(bytes: &[u8], max_header: usize) -> Result<Vec<TensorSpec>, PayloadError> {
+    let (header_json, _) = header::split(bytes, max_header)?;
+    let mut entries = header::entries(header_json)?;
+    let mut seen: HashSet<&str> = HashSet::with_capacity(entries.len());
+    for (name, entry) in &entries {
+        if !seen.insert(name) {
+            return Err(PayloadError::DuplicateTensor { name: shorten(name) });
+        }
+        if entry.dtype != "F32" {
+            return Err(PayloadError::WrongDtype { name: shorten(name), dtype: shorten(&entry.dtype) });
+        }
+    }
+    entries.sort_by_key(|(_, entry)| entry.data_offsets);
+    entries
+        .into_iter()
+        .map(|(name, entry)| {
+            let shape = entry.shape.iter().map(|&d| usize::try_from(d)).collect::<Result<Vec<_>, _>>();
+            match shape {
+                Ok(shape) => Ok(TensorSpec { name, shape }),
+                Err(_) => Err(PayloadError::ModelTooLarge),
+            }
+        })
+        .collect()
+}
+
 fn same_shape(expected: &[usize], found: &[u64]) -> bool {
     expected.len() == found.len() && expected.iter().zip(found).all(|(&e, &f)| e as u64 == f)
 }

@@ -10,7 +10,7 @@ mod encode;
 mod error;
 mod header;
 
-pub use decode::{TensorBytes, decode, decode_checked, decode_view, verify_hash};
+pub use decode::{TensorBytes, decode, decode_checked, decode_view, inspect, verify_hash};
 pub use encode::{UpdatePayload, encoded_len};
 pub use error::PayloadError;
 pub use header::max_header_len;

@@ -353,3 +353,32 @@ proptest! {
         let _ = decode(&bytes, &specs, usize::MAX);
     }
 }
+
+#[test]
+fn inspect_lists_the_declared_tensors_in_data_order() {
+    let (bytes, _) = encoded();
+    let found = inspect(&bytes, 4096).unwrap();
+    // The encoder lays data out sorted by name.
+    let names: Vec<&str> = found.iter().map(|s| s.name.as_str()).collect();
+    assert_eq!(names, ["conv.bias", "conv.weight", "fc.weight"]);
+    assert_eq!(found[1].shape, vec![2, 1, 2, 2]);
+    // What inspect found is what decode_view then accepts.
+    assert_eq!(decode_view(&bytes, &found, bytes.len()).unwrap().len(), 3);
+}
+
+#[test]
+fn inspect_refuses_what_no_model_could_hold() {
+    let (bytes, _) = encoded();
+    assert!(matches!(inspect(&bytes, 16), Err(PayloadError::HeaderTooLarge { .. })));
+    let f64_tensor = raw(r#"{"w":{"dtype":"F64","shape":[1],"data_offsets":[0,8]}}"#, &[0; 8]);
+    assert!(matches!(inspect(&f64_tensor, 4096), Err(PayloadError::WrongDtype { .. })));
+    let twice = raw(
+        r#"{"w":{"dtype":"F32","shape":[1],"data_offsets":[0,4]},"w":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}}"#,
+        &f32_bytes(&[1.0, 2.0]),
+    );
+    assert!(matches!(inspect(&twice, 4096), Err(PayloadError::DuplicateTensor { .. })));
+    assert!(inspect(&[1, 2, 3], 4096).is_err());
+    let mut hostile = u64::MAX.to_le_bytes().to_vec();
+    hostile.extend_from_slice(b"{}");
+    assert!(inspect(&hostile, 4096).is_err());
+}
