@@ -12,7 +12,7 @@
 use rayon::prelude::*;
 
 use crate::error::{AggregationError, Result};
-use crate::inputs::Inputs;
+use crate::inputs::{BadValue, Inputs};
 use crate::kernels;
 use crate::network;
 
@@ -33,7 +33,7 @@ pub fn median(inputs: &Inputs<'_>) -> Result<Vec<f32>> {
         return Err(AggregationError::TooFewClients { rule: "median", needed: 1, got: 0 });
     }
     let all: Vec<usize> = (0..n).collect();
-    Ok(sorted_blocks(inputs, &all, move |rows, width, out| {
+    sorted_blocks(inputs, &all, move |rows, width, out| {
         if n % 2 == 1 {
             out.copy_from_slice(&rows[(n / 2) * width..(n / 2 + 1) * width]);
         } else {
@@ -43,7 +43,7 @@ pub fn median(inputs: &Inputs<'_>) -> Result<Vec<f32>> {
                 *o = (a + b) * 0.5;
             }
         }
-    }))
+    })
 }
 
 /// Coordinate-wise trimmed mean (Yin et al. 2018): per coordinate, drop the
@@ -63,16 +63,16 @@ pub fn trimmed_mean(inputs: &Inputs<'_>, beta: f64) -> Result<Vec<f32>> {
     let cut = (beta * n as f64).floor() as usize;
     let kept = n - 2 * cut;
     let all: Vec<usize> = (0..n).collect();
-    Ok(sorted_blocks(inputs, &all, move |rows, width, out| {
+    sorted_blocks(inputs, &all, move |rows, width, out| {
         mean_of_rows(&rows[cut * width..(cut + kept) * width], width, out);
-    }))
+    })
 }
 
 /// Bulyan's coordinate phase (El Mhamdi et al. 2018, "The Hidden
 /// Vulnerability of Distributed Learning in Byzantium", Algorithm 2): over
 /// the `selected` updates, per coordinate, the mean of the `beta` values
 /// closest to the coordinate's median.
-pub(crate) fn closest_to_median_mean(inputs: &Inputs<'_>, selected: &[usize], beta: usize) -> Vec<f32> {
+pub(crate) fn closest_to_median_mean(inputs: &Inputs<'_>, selected: &[usize], beta: usize) -> Result<Vec<f32>> {
     let theta = selected.len();
     debug_assert!(beta >= 1 && beta <= theta);
     sorted_blocks(inputs, selected, move |rows, width, out| {
@@ -131,7 +131,7 @@ fn mean_of_rows(rows: &[f32], width: usize, out: &mut [f32]) {
 /// Runs `reduce(sorted_rows, width, out_block)` over every block of the
 /// model, where `sorted_rows` holds the `clients`' values of the block
 /// (scaled by their clipping factors), each column sorted ascending.
-fn sorted_blocks<F>(inputs: &Inputs<'_>, clients: &[usize], reduce: F) -> Vec<f32>
+fn sorted_blocks<F>(inputs: &Inputs<'_>, clients: &[usize], reduce: F) -> Result<Vec<f32>>
 where
     F: Fn(&[f32], usize, &mut [f32]) + Sync,
 {
@@ -140,32 +140,50 @@ where
     let net = network::batcher(n);
     let width = (BLOCK_VALUES / n.max(1)).clamp(16, 1024) / 16 * 16;
     let mut out = vec![0.0f32; layout.numel()];
-    out.par_chunks_mut(JOB).enumerate().for_each_init(
-        || vec![0.0f32; n * width],
-        |scratch, (job, out_job)| {
-            let job_start = job * JOB;
-            for (b, out_block) in out_job.chunks_mut(width).enumerate() {
-                let start = job_start + b * width;
-                let w = out_block.len();
-                let rows = &mut scratch[..n * w];
-                for (r, &client) in clients.iter().enumerate() {
-                    gather(inputs, client, start, &mut rows[r * w..(r + 1) * w]);
+    let bad = out
+        .par_chunks_mut(JOB)
+        .enumerate()
+        .map_init(
+            || vec![0.0f32; n * width],
+            |scratch, (job, out_job)| {
+                let job_start = job * JOB;
+                let job_len = out_job.len();
+                let mut bad = None;
+                for (b, out_block) in out_job.chunks_mut(width).enumerate() {
+                    let start = job_start + b * width;
+                    let w = out_block.len();
+                    let rows = &mut scratch[..n * w];
+                    for (r, &client) in clients.iter().enumerate() {
+                        bad = bad.or(gather(inputs, client, start, &mut rows[r * w..(r + 1) * w]));
+                    }
+                    if bad.is_some() {
+                        // NaN has no place in a sorting network, and the
+                        // result is discarded: report the job's first bad value.
+                        return inputs.first_non_finite_among(clients, job_start, job_len);
+                    }
+                    kernels::sort_columns(rows, w, &net);
+                    reduce(rows, w, out_block);
                 }
-                kernels::sort_columns(rows, w, &net);
-                reduce(rows, w, out_block);
-            }
-        },
-    );
-    out
+                bad
+            },
+        )
+        .reduce(|| None, |a: Option<BadValue>, b| a.into_iter().chain(b).min());
+    match bad {
+        Some(bad) => Err(inputs.non_finite_error(bad)),
+        None => Ok(out),
+    }
 }
 
 /// Copies the flat coordinates `start..start + dst.len()` of update `client`
 /// into `dst`, times its clipping scale; the range may span tensors.
-pub(crate) fn gather(inputs: &Inputs<'_>, client: usize, start: usize, dst: &mut [f32]) {
+/// Returns where the first non-finite value is, if the range holds one.
+pub(crate) fn gather(inputs: &Inputs<'_>, client: usize, start: usize, dst: &mut [f32]) -> Option<BadValue> {
     let scale = inputs.scales()[client];
     for (at, src) in inputs.pieces(client, start, dst.len()) {
         kernels::scale_into(&mut dst[at..at + src.len()], src, scale);
     }
+    // Checked on the copy, still in L1: no second read of the input.
+    if kernels::all_finite(dst) { None } else { inputs.first_non_finite(client, start, dst.len()) }
 }
 
 #[cfg(test)]
@@ -212,10 +230,10 @@ mod tests {
         // Column {−3, −1, 0, 1, 2}: median 0; closest 3 are −1, 0, 1 → 0.
         let rows: [&[f32]; 5] =
             [&[0.0, -3.0, 0.0], &[1.0, -1.0, 0.0], &[2.0, 0.0, 0.0], &[10.0, 1.0, 0.0], &[11.0, 2.0, 0.0]];
-        let got = run(&rows, |i| closest_to_median_mean(i, &[0, 1, 2, 3, 4], 3));
+        let got = run(&rows, |i| closest_to_median_mean(i, &[0, 1, 2, 3, 4], 3).unwrap());
         assert_eq!(got, vec![1.0, 0.0, 0.0]);
         // Only the selected rows take part: {1, 10, 11} → median 10, 2 closest: 10, 11.
-        let got = run(&rows, |i| closest_to_median_mean(i, &[1, 3, 4], 2));
+        let got = run(&rows, |i| closest_to_median_mean(i, &[1, 3, 4], 2).unwrap());
         assert_eq!(got[0], 10.5);
     }
 
@@ -234,7 +252,7 @@ mod tests {
         let med = median(&inputs).unwrap();
         let tm = trimmed_mean(&inputs, 0.3).unwrap();
         let selected = [6, 0, 2, 5, 1];
-        let bm = closest_to_median_mean(&inputs, &selected, 3);
+        let bm = closest_to_median_mean(&inputs, &selected, 3).unwrap();
         for c in (0..d).step_by(97).chain([d - 1]) {
             let mut col: Vec<f32> = (0..n).map(|k| data[k][c] * inputs.scales()[k]).collect();
             col.sort_by(f32::total_cmp);

@@ -143,22 +143,36 @@ pub(crate) fn weighted_mean(inputs: &Inputs<'_>, clients: &[usize]) -> Result<Ve
     if clients.is_empty() || total <= 0.0 {
         return Err(AggregationError::ZeroTotalWeight);
     }
-    let factors: Vec<(usize, f32)> = clients
-        .iter()
-        .map(|&i| (i, (inputs.weights()[i] as f32) * inputs.scales()[i]))
-        .filter(|&(_, f)| f != 0.0)
-        .collect();
+    let factors: Vec<(usize, f32)> =
+        clients.iter().map(|&i| (i, (inputs.weights()[i] as f32) * inputs.scales()[i])).collect();
     let inv = (1.0 / total) as f32;
     let mut out = vec![0.0f32; inputs.layout().numel()];
-    out.par_chunks_mut(BLOCK).enumerate().for_each(|(b, block)| {
-        for &(client, factor) in &factors {
-            for (at, src) in inputs.pieces(client, b * BLOCK, block.len()) {
-                kernels::axpy(&mut block[at..at + src.len()], src, factor);
+    let bad = out
+        .par_chunks_mut(BLOCK)
+        .enumerate()
+        .map(|(b, block)| {
+            let start = b * BLOCK;
+            let mut bad = false;
+            for &(client, factor) in &factors {
+                for (at, src) in inputs.pieces(client, start, block.len()) {
+                    // A zero-weight update adds nothing, but its values are
+                    // still checked: NaN in any input is refused.
+                    let finite = if factor == 0.0 {
+                        kernels::all_finite(src)
+                    } else {
+                        kernels::axpy_checked(&mut block[at..at + src.len()], src, factor)
+                    };
+                    bad |= !finite;
+                }
             }
-        }
-        block.iter_mut().for_each(|v| *v *= inv);
-    });
-    Ok(out)
+            block.iter_mut().for_each(|v| *v *= inv);
+            if bad { inputs.first_non_finite_among(clients, start, block.len()) } else { None }
+        })
+        .reduce(|| None, |a, b| a.into_iter().chain(b).min());
+    match bad {
+        Some(bad) => Err(inputs.non_finite_error(bad)),
+        None => Ok(out),
+    }
 }
 
 /// Output values per block of [`weighted_mean`]: 64 KiB, resident in L2.

@@ -79,11 +79,8 @@ pub(crate) fn par_sq_norm_checked(x: &[f32]) -> (f64, Option<usize>) {
 
 /// Index of the first non-finite value of `x`.
 pub(crate) fn first_non_finite(x: &[f32]) -> Option<usize> {
-    const EXP: u32 = 0x7f80_0000;
     for (c, chunk) in x.chunks(SCAN_CHUNK).enumerate() {
-        // A value is non-finite exactly when all its exponent bits are set.
-        let any = chunk.iter().fold(0u32, |bad, v| bad | u32::from(v.to_bits() & EXP == EXP));
-        if any != 0 {
+        if !all_finite(chunk) {
             return Some(c * SCAN_CHUNK + chunk.iter().position(|v| !v.is_finite()).expect("found above"));
         }
     }
@@ -97,6 +94,27 @@ pub(crate) fn axpy(acc: &mut [f32], x: &[f32], a: f32) {
     for (s, &v) in acc.iter_mut().zip(x) {
         *s += a * v;
     }
+}
+
+/// Whether every value of `x` is finite: a branch-free OR of "exponent all
+/// ones" over the slice, which vectorises.
+#[inline]
+pub(crate) fn all_finite(x: &[f32]) -> bool {
+    const EXP: u32 = 0x7f80_0000;
+    x.iter().fold(0u32, |bad, v| bad | u32::from(v.to_bits() & EXP == EXP)) == 0
+}
+
+/// `acc[i] += a * x[i]`, and whether every `x[i]` is finite, in one pass.
+#[inline]
+pub(crate) fn axpy_checked(acc: &mut [f32], x: &[f32], a: f32) -> bool {
+    const EXP: u32 = 0x7f80_0000;
+    debug_assert_eq!(acc.len(), x.len());
+    let mut bad = 0u32;
+    for (s, &v) in acc.iter_mut().zip(x) {
+        *s += a * v;
+        bad |= u32::from(v.to_bits() & EXP == EXP);
+    }
+    bad == 0
 }
 
 /// `dst[i] = a * x[i]`.

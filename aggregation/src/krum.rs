@@ -5,7 +5,7 @@ use rayon::prelude::*;
 use crate::coordinate;
 use crate::error::{AggregationError, Result};
 use crate::fedavg;
-use crate::inputs::Inputs;
+use crate::inputs::{BadValue, Inputs};
 use crate::kernels;
 
 /// Coordinates per parallel job when computing distances.
@@ -33,44 +33,55 @@ pub struct Selection {
 /// Computed block by block over the coordinates: each block of all `n`
 /// updates is copied once into a scratch buffer that stays in cache while
 /// all `n(n−1)/2` pairs are compared; blocks run in parallel.
-pub fn pairwise_sq_distances(inputs: &Inputs<'_>) -> Vec<f64> {
+pub fn pairwise_sq_distances(inputs: &Inputs<'_>) -> Result<Vec<f64>> {
     let n = inputs.len();
     let d = inputs.layout().numel();
     let width = (BLOCK_VALUES / n.max(1)).clamp(16, 4096) / 16 * 16;
     let jobs = d.div_ceil(JOB);
-    let mut dist = (0..jobs)
+    let (mut dist, bad) = (0..jobs)
         .into_par_iter()
         .fold(
-            || (vec![0.0f64; n * n], vec![0.0f32; n * width]),
-            |(mut dist, mut scratch), job| {
+            || (vec![0.0f64; n * n], vec![0.0f32; n * width], None::<BadValue>),
+            |(mut dist, mut scratch, mut bad), job| {
                 let end = ((job + 1) * JOB).min(d);
                 let mut start = job * JOB;
                 while start < end {
                     let w = width.min(end - start);
                     let rows = &mut scratch[..n * w];
+                    let mut found = false;
                     for k in 0..n {
-                        coordinate::gather(inputs, k, start, &mut rows[k * w..(k + 1) * w]);
+                        found |= coordinate::gather(inputs, k, start, &mut rows[k * w..(k + 1) * w]).is_some();
+                    }
+                    if found {
+                        // The distances are discarded: report the job's first bad value.
+                        let all: Vec<usize> = (0..n).collect();
+                        let job_bad = inputs.first_non_finite_among(&all, job * JOB, end - job * JOB);
+                        bad = bad.into_iter().chain(job_bad).min();
+                        break;
                     }
                     kernels::pair_sq_dists(rows, n, w, &mut dist);
                     start += w;
                 }
-                (dist, scratch)
+                (dist, scratch, bad)
             },
         )
-        .map(|(dist, _)| dist)
+        .map(|(dist, _, bad)| (dist, bad))
         .reduce(
-            || vec![0.0f64; n * n],
-            |mut a, b| {
+            || (vec![0.0f64; n * n], None),
+            |(mut a, bad_a), (b, bad_b)| {
                 a.iter_mut().zip(&b).for_each(|(x, y)| *x += y);
-                a
+                (a, bad_a.into_iter().chain(bad_b).min())
             },
         );
+    if let Some(bad) = bad {
+        return Err(inputs.non_finite_error(bad));
+    }
     for i in 0..n {
         for j in 0..i {
             dist[i * n + j] = dist[j * n + i];
         }
     }
-    dist
+    Ok(dist)
 }
 
 /// Krum scores over the updates in `pool` (Blanchard et al. 2017, "Machine
@@ -121,12 +132,15 @@ fn all_scores(dist: &[f64], n: usize, f: usize) -> Vec<f64> {
 pub fn krum(inputs: &Inputs<'_>, f: usize) -> Result<Selection> {
     let n = inputs.len();
     check_krum("krum", n, f)?;
-    let dist = pairwise_sq_distances(inputs);
+    let dist = pairwise_sq_distances(inputs)?;
     let scores = all_scores(&dist, n, f);
     let best = ranked(scores.iter().copied().enumerate().collect())[0];
     let mut model = vec![0.0f32; inputs.layout().numel()];
     let chunk = 1 << 16;
-    model.par_chunks_mut(chunk).enumerate().for_each(|(c, out)| coordinate::gather(inputs, best, c * chunk, out));
+    // Checked already by the distance pass.
+    model.par_chunks_mut(chunk).enumerate().for_each(|(c, out)| {
+        coordinate::gather(inputs, best, c * chunk, out);
+    });
     Ok(Selection { model, selected: vec![best], scores })
 }
 
@@ -142,7 +156,7 @@ pub fn multi_krum(inputs: &Inputs<'_>, f: usize, m: usize) -> Result<Selection> 
             reason: format!("must be between 1 and the number of updates ({n}), got {m}"),
         });
     }
-    let dist = pairwise_sq_distances(inputs);
+    let dist = pairwise_sq_distances(inputs)?;
     let scores = all_scores(&dist, n, f);
     let selected: Vec<usize> = ranked(scores.iter().copied().enumerate().collect()).into_iter().take(m).collect();
     let model = fedavg::weighted_mean(inputs, &selected)?;
@@ -160,7 +174,7 @@ pub fn bulyan(inputs: &Inputs<'_>, f: usize) -> Result<Selection> {
     if n < needed {
         return Err(AggregationError::TooFewClients { rule: "bulyan", needed, got: n });
     }
-    let dist = pairwise_sq_distances(inputs);
+    let dist = pairwise_sq_distances(inputs)?;
     let theta = n - 2 * f;
     let mut pool: Vec<usize> = (0..n).collect();
     let mut selected = Vec::with_capacity(theta);
@@ -169,7 +183,7 @@ pub fn bulyan(inputs: &Inputs<'_>, f: usize) -> Result<Selection> {
         pool.retain(|&i| i != best);
         selected.push(best);
     }
-    let model = coordinate::closest_to_median_mean(inputs, &selected, theta - 2 * f);
+    let model = coordinate::closest_to_median_mean(inputs, &selected, theta - 2 * f)?;
     Ok(Selection { model, selected, scores: all_scores(&dist, n, f) })
 }
 
@@ -192,7 +206,7 @@ mod tests {
     fn distances_by_hand() {
         let layout = Layout::new(vec![TensorInfo::new("v", [2])]).unwrap();
         let rows = vec![vec![0.0, 0.0], vec![3.0, 4.0], vec![1.0, 1.0]];
-        let d = pairwise_sq_distances(&inputs(&layout, &rows, vec![]));
+        let d = pairwise_sq_distances(&inputs(&layout, &rows, vec![])).unwrap();
         assert_eq!(d, vec![0.0, 25.0, 2.0, 25.0, 0.0, 13.0, 2.0, 13.0, 0.0]);
     }
 
@@ -255,7 +269,7 @@ mod tests {
         let layout = Layout::new(vec![TensorInfo::new("a", [5]), TensorInfo::new("b", [d - 5])]).unwrap();
         let rows: Vec<Vec<f32>> =
             (0..n).map(|k| (0..d).map(|i| (((i * 13 + k * 7) % 29) as f32 - 14.0) / 7.0).collect()).collect();
-        let got = pairwise_sq_distances(&inputs(&layout, &rows, vec![]));
+        let got = pairwise_sq_distances(&inputs(&layout, &rows, vec![])).unwrap();
         for i in 0..n {
             for j in 0..n {
                 let want: f64 = (0..d).map(|c| f64::from(rows[i][c] - rows[j][c]).powi(2)).sum();
