@@ -28,12 +28,16 @@ const BLOCK_VALUES: usize = 16 * 1024;
 /// updates, the mean of the two middle values (NumPy's convention).
 /// Unweighted: a sample count is a claim the median must not trust.
 pub fn median(inputs: &Inputs<'_>) -> Result<Vec<f32>> {
+    median_into(inputs, Vec::new())
+}
+
+pub(crate) fn median_into(inputs: &Inputs<'_>, out: Vec<f32>) -> Result<Vec<f32>> {
     let n = inputs.len();
     if n == 0 {
         return Err(AggregationError::TooFewClients { rule: "median", needed: 1, got: 0 });
     }
     let all: Vec<usize> = (0..n).collect();
-    sorted_blocks(inputs, &all, move |rows, width, out| {
+    sorted_blocks(inputs, &all, out, move |rows, width, out| {
         if n % 2 == 1 {
             out.copy_from_slice(&rows[(n / 2) * width..(n / 2 + 1) * width]);
         } else {
@@ -50,6 +54,10 @@ pub fn median(inputs: &Inputs<'_>) -> Result<Vec<f32>> {
 /// `⌊β·n⌋` smallest and `⌊β·n⌋` largest values and average the rest.
 /// `β ∈ [0, 0.5)`; unweighted, like the median.
 pub fn trimmed_mean(inputs: &Inputs<'_>, beta: f64) -> Result<Vec<f32>> {
+    trimmed_mean_into(inputs, beta, Vec::new())
+}
+
+pub(crate) fn trimmed_mean_into(inputs: &Inputs<'_>, beta: f64, out: Vec<f32>) -> Result<Vec<f32>> {
     if !(0.0..0.5).contains(&beta) {
         return Err(AggregationError::InvalidParameter {
             name: "beta",
@@ -63,7 +71,7 @@ pub fn trimmed_mean(inputs: &Inputs<'_>, beta: f64) -> Result<Vec<f32>> {
     let cut = (beta * n as f64).floor() as usize;
     let kept = n - 2 * cut;
     let all: Vec<usize> = (0..n).collect();
-    sorted_blocks(inputs, &all, move |rows, width, out| {
+    sorted_blocks(inputs, &all, out, move |rows, width, out| {
         mean_of_rows(&rows[cut * width..(cut + kept) * width], width, out);
     })
 }
@@ -72,10 +80,15 @@ pub fn trimmed_mean(inputs: &Inputs<'_>, beta: f64) -> Result<Vec<f32>> {
 /// Vulnerability of Distributed Learning in Byzantium", Algorithm 2): over
 /// the `selected` updates, per coordinate, the mean of the `beta` values
 /// closest to the coordinate's median.
-pub(crate) fn closest_to_median_mean(inputs: &Inputs<'_>, selected: &[usize], beta: usize) -> Result<Vec<f32>> {
+pub(crate) fn closest_to_median_mean(
+    inputs: &Inputs<'_>,
+    selected: &[usize],
+    beta: usize,
+    out: Vec<f32>,
+) -> Result<Vec<f32>> {
     let theta = selected.len();
     debug_assert!(beta >= 1 && beta <= theta);
-    sorted_blocks(inputs, selected, move |rows, width, out| {
+    sorted_blocks(inputs, selected, out, move |rows, width, out| {
         let row = |r: usize| &rows[r * width..(r + 1) * width];
         let mut med = vec![0.0f32; width];
         if theta % 2 == 1 {
@@ -131,7 +144,7 @@ fn mean_of_rows(rows: &[f32], width: usize, out: &mut [f32]) {
 /// Runs `reduce(sorted_rows, width, out_block)` over every block of the
 /// model, where `sorted_rows` holds the `clients`' values of the block
 /// (scaled by their clipping factors), each column sorted ascending.
-fn sorted_blocks<F>(inputs: &Inputs<'_>, clients: &[usize], reduce: F) -> Result<Vec<f32>>
+fn sorted_blocks<F>(inputs: &Inputs<'_>, clients: &[usize], out: Vec<f32>, reduce: F) -> Result<Vec<f32>>
 where
     F: Fn(&[f32], usize, &mut [f32]) + Sync,
 {
@@ -139,7 +152,8 @@ where
     let layout = inputs.layout();
     let net = network::batcher(n);
     let width = (BLOCK_VALUES / n.max(1)).clamp(16, 1024) / 16 * 16;
-    let mut out = vec![0.0f32; layout.numel()];
+    // Every reduce call writes its whole block.
+    let mut out = kernels::reuse(out, layout.numel());
     let bad = out
         .par_chunks_mut(JOB)
         .enumerate()
@@ -230,10 +244,10 @@ mod tests {
         // Column {−3, −1, 0, 1, 2}: median 0; closest 3 are −1, 0, 1 → 0.
         let rows: [&[f32]; 5] =
             [&[0.0, -3.0, 0.0], &[1.0, -1.0, 0.0], &[2.0, 0.0, 0.0], &[10.0, 1.0, 0.0], &[11.0, 2.0, 0.0]];
-        let got = run(&rows, |i| closest_to_median_mean(i, &[0, 1, 2, 3, 4], 3).unwrap());
+        let got = run(&rows, |i| closest_to_median_mean(i, &[0, 1, 2, 3, 4], 3, Vec::new()).unwrap());
         assert_eq!(got, vec![1.0, 0.0, 0.0]);
         // Only the selected rows take part: {1, 10, 11} → median 10, 2 closest: 10, 11.
-        let got = run(&rows, |i| closest_to_median_mean(i, &[1, 3, 4], 2).unwrap());
+        let got = run(&rows, |i| closest_to_median_mean(i, &[1, 3, 4], 2, Vec::new()).unwrap());
         assert_eq!(got[0], 10.5);
     }
 
@@ -252,7 +266,7 @@ mod tests {
         let med = median(&inputs).unwrap();
         let tm = trimmed_mean(&inputs, 0.3).unwrap();
         let selected = [6, 0, 2, 5, 1];
-        let bm = closest_to_median_mean(&inputs, &selected, 3).unwrap();
+        let bm = closest_to_median_mean(&inputs, &selected, 3, Vec::new()).unwrap();
         for c in (0..d).step_by(97).chain([d - 1]) {
             let mut col: Vec<f32> = (0..n).map(|k| data[k][c] * inputs.scales()[k]).collect();
             col.sort_by(f32::total_cmp);

@@ -138,7 +138,7 @@ impl FedAvg {
 /// one read of the inputs and one write of the result. Adds in client order,
 /// so the result is bit-identical to streaming the same updates through
 /// [`FedAvg`].
-pub(crate) fn weighted_mean(inputs: &Inputs<'_>, clients: &[usize]) -> Result<Vec<f32>> {
+pub(crate) fn weighted_mean(inputs: &Inputs<'_>, clients: &[usize], out: Vec<f32>) -> Result<Vec<f32>> {
     let total: f64 = clients.iter().map(|&i| inputs.weights()[i]).sum();
     if clients.is_empty() || total <= 0.0 {
         return Err(AggregationError::ZeroTotalWeight);
@@ -146,13 +146,14 @@ pub(crate) fn weighted_mean(inputs: &Inputs<'_>, clients: &[usize]) -> Result<Ve
     let factors: Vec<(usize, f32)> =
         clients.iter().map(|&i| (i, (inputs.weights()[i] as f32) * inputs.scales()[i])).collect();
     let inv = (1.0 / total) as f32;
-    let mut out = vec![0.0f32; inputs.layout().numel()];
+    let mut out = kernels::reuse(out, inputs.layout().numel());
     let bad = out
         .par_chunks_mut(BLOCK)
         .enumerate()
         .map(|(b, block)| {
             let start = b * BLOCK;
             let mut bad = false;
+            block.fill(0.0);
             for &(client, factor) in &factors {
                 for (at, src) in inputs.pieces(client, start, block.len()) {
                     // A zero-weight update adds nothing, but its values are
@@ -265,9 +266,14 @@ mod tests {
             acc.add(k, v, weights[k]).unwrap();
         }
         let streamed = acc.finish().unwrap();
-        let blocked = weighted_mean(&inputs, &[0, 1, 2, 3, 4]).unwrap();
+        let blocked = weighted_mean(&inputs, &[0, 1, 2, 3, 4], Vec::new()).unwrap();
+        // A reused buffer, dirty and of the wrong length, gives the same result.
+        let reused = weighted_mean(&inputs, &[0, 1, 2, 3, 4], vec![f32::NAN; 17]).unwrap();
+        assert_eq!(reused, blocked);
+        let reused = weighted_mean(&inputs, &[0, 1, 2, 3, 4], vec![9.0; d]).unwrap();
+        assert_eq!(reused, blocked);
         assert!(streamed.iter().zip(&blocked).all(|(a, b)| a.to_bits() == b.to_bits()));
-        assert_eq!(weighted_mean(&inputs, &[1]).unwrap_err(), AggregationError::ZeroTotalWeight);
-        assert_eq!(weighted_mean(&inputs, &[]).unwrap_err(), AggregationError::ZeroTotalWeight);
+        assert_eq!(weighted_mean(&inputs, &[1], Vec::new()).unwrap_err(), AggregationError::ZeroTotalWeight);
+        assert_eq!(weighted_mean(&inputs, &[], Vec::new()).unwrap_err(), AggregationError::ZeroTotalWeight);
     }
 }

@@ -130,12 +130,16 @@ fn all_scores(dist: &[f64], n: usize, f: usize) -> Vec<f64> {
 /// updates among `n > 2f + 2`. Unweighted; the result is that update
 /// (clipped if clipping was asked for).
 pub fn krum(inputs: &Inputs<'_>, f: usize) -> Result<Selection> {
+    krum_into(inputs, f, Vec::new())
+}
+
+pub(crate) fn krum_into(inputs: &Inputs<'_>, f: usize, out: Vec<f32>) -> Result<Selection> {
     let n = inputs.len();
     check_krum("krum", n, f)?;
     let dist = pairwise_sq_distances(inputs)?;
     let scores = all_scores(&dist, n, f);
     let best = ranked(scores.iter().copied().enumerate().collect())[0];
-    let mut model = vec![0.0f32; inputs.layout().numel()];
+    let mut model = kernels::reuse(out, inputs.layout().numel());
     let chunk = 1 << 16;
     // Checked already by the distance pass.
     model.par_chunks_mut(chunk).enumerate().for_each(|(c, out)| {
@@ -148,6 +152,10 @@ pub fn krum(inputs: &Inputs<'_>, f: usize) -> Result<Selection> {
 /// count, as FedAvg) of the `m` updates with the lowest Krum scores.
 /// `m = 1` is Krum; `m = n` is FedAvg.
 pub fn multi_krum(inputs: &Inputs<'_>, f: usize, m: usize) -> Result<Selection> {
+    multi_krum_into(inputs, f, m, Vec::new())
+}
+
+pub(crate) fn multi_krum_into(inputs: &Inputs<'_>, f: usize, m: usize, out: Vec<f32>) -> Result<Selection> {
     let n = inputs.len();
     check_krum("multi-krum", n, f)?;
     if m == 0 || m > n {
@@ -159,7 +167,7 @@ pub fn multi_krum(inputs: &Inputs<'_>, f: usize, m: usize) -> Result<Selection> 
     let dist = pairwise_sq_distances(inputs)?;
     let scores = all_scores(&dist, n, f);
     let selected: Vec<usize> = ranked(scores.iter().copied().enumerate().collect()).into_iter().take(m).collect();
-    let model = fedavg::weighted_mean(inputs, &selected)?;
+    let model = fedavg::weighted_mean(inputs, &selected, out)?;
     Ok(Selection { model, selected, scores })
 }
 
@@ -169,6 +177,10 @@ pub fn multi_krum(inputs: &Inputs<'_>, f: usize, m: usize) -> Result<Selection> 
 /// left, then per coordinate average the `β = θ − 2f` selected values
 /// closest to the coordinate's median. Unweighted.
 pub fn bulyan(inputs: &Inputs<'_>, f: usize) -> Result<Selection> {
+    bulyan_into(inputs, f, Vec::new())
+}
+
+pub(crate) fn bulyan_into(inputs: &Inputs<'_>, f: usize, out: Vec<f32>) -> Result<Selection> {
     let n = inputs.len();
     let needed = 4 * f + 3;
     if n < needed {
@@ -183,7 +195,7 @@ pub fn bulyan(inputs: &Inputs<'_>, f: usize) -> Result<Selection> {
         pool.retain(|&i| i != best);
         selected.push(best);
     }
-    let model = coordinate::closest_to_median_mean(inputs, &selected, theta - 2 * f)?;
+    let model = coordinate::closest_to_median_mean(inputs, &selected, theta - 2 * f, out)?;
     Ok(Selection { model, selected, scores: all_scores(&dist, n, f) })
 }
 

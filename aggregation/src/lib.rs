@@ -29,7 +29,7 @@ pub use fedavg::FedAvg;
 pub use inputs::Inputs;
 pub use krum::{Selection, bulyan, krum, multi_krum, pairwise_sq_distances};
 pub use layout::{Layout, TensorInfo, UpdateView};
-pub use rule::{Aggregate, Rule, aggregate};
+pub use rule::{Aggregate, Rule, aggregate, aggregate_into};
 
 pub mod codec;
 pub mod dp;

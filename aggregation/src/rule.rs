@@ -79,16 +79,27 @@ impl From<krum::Selection> for Aggregate {
 
 /// Applies `rule` to `inputs`.
 pub fn aggregate(rule: &Rule, inputs: &Inputs<'_>) -> Result<Aggregate> {
+    aggregate_into(rule, inputs, Vec::new())
+}
+
+/// Like [`aggregate`], writing the model into `buffer` (resized as needed).
+///
+/// A server that aggregates round after round should pass last round's
+/// buffer back: fresh memory for a large model costs page faults that can
+/// take longer than the aggregation itself.
+pub fn aggregate_into(rule: &Rule, inputs: &Inputs<'_>, buffer: Vec<f32>) -> Result<Aggregate> {
     let plain = |model| Aggregate { model, selected: None, scores: None };
     match *rule {
         Rule::FedAvg => {
             let all: Vec<usize> = (0..inputs.len()).collect();
-            Ok(plain(fedavg::weighted_mean(inputs, &all)?))
+            Ok(plain(fedavg::weighted_mean(inputs, &all, buffer)?))
         }
-        Rule::Median => coordinate::median(inputs).map(plain),
-        Rule::TrimmedMean { beta } => coordinate::trimmed_mean(inputs, beta).map(plain),
-        Rule::Krum { byzantine } => krum::krum(inputs, byzantine).map(Into::into),
-        Rule::MultiKrum { byzantine, select } => krum::multi_krum(inputs, byzantine, select).map(Into::into),
-        Rule::Bulyan { byzantine } => krum::bulyan(inputs, byzantine).map(Into::into),
+        Rule::Median => coordinate::median_into(inputs, buffer).map(plain),
+        Rule::TrimmedMean { beta } => coordinate::trimmed_mean_into(inputs, beta, buffer).map(plain),
+        Rule::Krum { byzantine } => krum::krum_into(inputs, byzantine, buffer).map(Into::into),
+        Rule::MultiKrum { byzantine, select } => {
+            krum::multi_krum_into(inputs, byzantine, select, buffer).map(Into::into)
+        }
+        Rule::Bulyan { byzantine } => krum::bulyan_into(inputs, byzantine, buffer).map(Into::into),
     }
 }

@@ -8,7 +8,7 @@ use anyhow::{Context, Result, bail, ensure};
 use clap::ValueEnum;
 use serde::Serialize;
 use starling_aggregation::dp::DpFedAvg;
-use starling_aggregation::{Aggregate, FedAvg, Inputs, Layout, Rule, aggregate};
+use starling_aggregation::{Aggregate, FedAvg, Inputs, Layout, Rule, aggregate_into};
 
 use crate::tensors::{self, UpdateFile};
 
@@ -251,8 +251,10 @@ pub(crate) fn aggregate_files(paths: &[PathBuf], spec: &Spec) -> Result<(Report,
         .collect::<Result<Vec<_>>>()?;
     let weights: Vec<f64> = (0..n).map(weight).collect();
     let mut times = Vec::with_capacity(spec.repeat);
-    let mut result = None;
+    let mut result: Option<Aggregate> = None;
     for _ in 0..spec.repeat {
+        // Hand the last output back, as a server does round after round.
+        let buffer = result.take().map(|r| r.model).unwrap_or_default();
         let t = Instant::now();
         let mut inputs = Inputs::new(&layout, views.clone(), weights.clone())?;
         if let Some(c) = spec.clip {
@@ -260,7 +262,7 @@ pub(crate) fn aggregate_files(paths: &[PathBuf], spec: &Spec) -> Result<(Report,
         }
         let out = match &spec.dp {
             Some((dp, seed)) => Aggregate { model: dp.aggregate(&inputs, seed)?, selected: None, scores: None },
-            None => aggregate(&rule, &inputs)?,
+            None => aggregate_into(&rule, &inputs, buffer)?,
         };
         times.push(t.elapsed().as_secs_f64());
         result = Some(out);
