@@ -5,6 +5,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 mod aggregate;
+mod data;
 mod demo;
 mod tensors;
 
@@ -20,12 +21,16 @@ struct Cli {
 enum Command {
     /// Aggregate model updates stored as safetensors files with any rule.
     Aggregate(aggregate::Args),
+    /// Datasets: download MNIST, check a data directory.
+    #[command(subcommand)]
+    Data(data::Command),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Aggregate(args) => aggregate::run(args),
+        Command::Data(cmd) => data::run(cmd),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -6,10 +6,13 @@ use thiserror::Error;
 
 /// A dataset that cannot be used, and exactly why: a truncated or corrupted
 /// file is an error, never a silently shorter dataset.
+///
+/// I/O and gzip errors carry the underlying error as their `source()`, not
+/// in their message, so error chains (`{:#}` with anyhow) print it once.
 #[derive(Debug, Error)]
 pub enum DataError {
     /// The file could not be opened or read.
-    #[error("{path}: {source}")]
+    #[error("cannot read {path}")]
     Io {
         /// The file.
         path: PathBuf,
@@ -35,7 +38,7 @@ pub enum DataError {
         actual: u64,
     },
     /// The gzip stream is corrupted or cut short.
-    #[error("{path}: corrupted gzip data: {source}")]
+    #[error("{path}: corrupted gzip data")]
     Gzip {
         /// The file.
         path: PathBuf,
@@ -76,6 +79,17 @@ pub enum DataError {
         line: usize,
         /// What is wrong on that line.
         reason: String,
+    },
+    /// A download failed at the network level.
+    #[error("download failed: {0}")]
+    Network(String),
+    /// No mirror served a file with the right content.
+    #[error("could not fetch {file} from any mirror:\n  {}", failures.join("\n  "))]
+    Download {
+        /// The file wanted.
+        file: &'static str,
+        /// What went wrong with each mirror, in order.
+        failures: Vec<String>,
     },
     /// A partitioner parameter is out of range.
     #[error("cannot partition: {0}")]

@@ -3,6 +3,7 @@
 
 mod csv;
 mod dataset;
+pub mod download;
 mod error;
 mod idx;
 pub mod mnist;
