@@ -1,0 +1,50 @@
+//! The SQL migrations, embedded in the binary and applied at start-up.
+//!
+//! A hand-written [`MigrationSource`] over `include_str!` rather than
+//! `sqlx::migrate!`: the macro needs sqlx's proc-macro crate (and a second
+//! build of its drivers) only to do what these few lines do.
+
+use std::borrow::Cow;
+
+use sqlx::error::BoxDynError;
+use sqlx::migrate::{Migration, MigrationSource, MigrationType, Migrator};
+
+/// `(version, description, sql)` of each migration, in order.
+type Embedded = &'static [(i64, &'static str, &'static str)];
+
+pub(crate) const SQLITE: Embedded = &[(1, "ledger", include_str!("../../../migrations/sqlite/0001_ledger.sql"))];
+pub(crate) const POSTGRES: Embedded = &[(1, "ledger", include_str!("../../../migrations/postgres/0001_ledger.sql"))];
+
+#[derive(Debug)]
+struct Source(Embedded);
+
+impl<'s> MigrationSource<'s> for Source {
+    fn resolve(self) -> futures_core_box::BoxFuture<'s, Result<Vec<Migration>, BoxDynError>> {
+        Box::pin(async move {
+            Ok(self
+                .0
+                .iter()
+                .map(|(version, description, sql)| {
+                    Migration::new(
+                        *version,
+                        Cow::Borrowed(*description),
+                        MigrationType::Simple,
+                        Cow::Borrowed(*sql),
+                        false,
+                    )
+                })
+                .collect())
+        })
+    }
+}
+
+/// Named here so the signature matches sqlx's trait without a direct
+/// dependency on `futures-core`.
+mod futures_core_box {
+    pub(crate) type BoxFuture<'a, T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send + 'a>>;
+}
+
+/// A migrator over `migrations`.
+pub(crate) async fn migrator(migrations: Embedded) -> Result<Migrator, sqlx::migrate::MigrateError> {
+    Migrator::new(Source(migrations)).await
+}

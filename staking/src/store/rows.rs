@@ -1,0 +1,67 @@
+//! Conversions between ledger values and SQL columns.
+
+use starling_protocol::PublicKey;
+
+use super::StoreError;
+use crate::account::{AccountRef, Bond, BondId, Role};
+use crate::amount::{Amount, Timestamp};
+use crate::params::{Commission, LockDays};
+
+/// An amount as a signed column; issuance is capped at `i64::MAX`, so this
+/// only fails on a ledger bug.
+pub(crate) fn amount_column(amount: Amount) -> Result<i64, StoreError> {
+    i64::try_from(amount.micro()).map_err(|_| StoreError::Corrupt(format!("{amount} exceeds i64")))
+}
+
+pub(crate) fn amount_from(value: i64) -> Result<Amount, StoreError> {
+    u64::try_from(value).map(Amount::from_micro).map_err(|_| StoreError::Corrupt(format!("negative amount {value}")))
+}
+
+pub(crate) fn key_from(bytes: &[u8]) -> Result<PublicKey, StoreError> {
+    <[u8; 32]>::try_from(bytes)
+        .map(PublicKey::from_bytes)
+        .map_err(|_| StoreError::Corrupt(format!("key of {} bytes", bytes.len())))
+}
+
+pub(crate) fn commission_from(value: i64) -> Result<Commission, StoreError> {
+    u32::try_from(value)
+        .ok()
+        .and_then(|ppm| Commission::from_ppm(ppm).ok())
+        .ok_or_else(|| StoreError::Corrupt(format!("commission {value}")))
+}
+
+pub(crate) fn time_from(value: i64) -> Result<Timestamp, StoreError> {
+    u64::try_from(value).map(Timestamp).map_err(|_| StoreError::Corrupt(format!("time {value}")))
+}
+
+pub(crate) fn time_column(time: Timestamp) -> Result<i64, StoreError> {
+    i64::try_from(time.0).map_err(|_| StoreError::Corrupt(format!("time {} exceeds i64", time.0)))
+}
+
+/// A bond row: `(id, owner, node, role, amount, lock_days, unlock_at)`.
+pub(crate) type BondRow = (i64, Vec<u8>, Vec<u8>, String, i64, i64, i64);
+
+pub(crate) fn bond_from(row: BondRow) -> Result<Bond, StoreError> {
+    let (id, owner, node, role, amount, lock_days, unlock_at) = row;
+    Ok(Bond {
+        id: BondId(u64::try_from(id).map_err(|_| StoreError::Corrupt(format!("bond id {id}")))?),
+        owner: key_from(&owner)?,
+        node: key_from(&node)?,
+        role: Role::parse(&role).ok_or_else(|| StoreError::Corrupt(format!("role {role}")))?,
+        amount: amount_from(amount)?,
+        lock: u16::try_from(lock_days)
+            .ok()
+            .and_then(|d| LockDays::new(d).ok())
+            .ok_or_else(|| StoreError::Corrupt(format!("lock {lock_days}")))?,
+        unlock_at: time_from(unlock_at)?,
+    })
+}
+
+pub(crate) fn bond_id_column(id: BondId) -> Result<i64, StoreError> {
+    i64::try_from(id.0).map_err(|_| StoreError::Corrupt(format!("bond id {id}")))
+}
+
+/// How an account is named in the journal's text columns.
+pub(crate) fn account_name(account: AccountRef) -> String {
+    account.to_string()
+}
