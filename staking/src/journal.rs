@@ -48,6 +48,24 @@ impl EntryKind {
             Self::SlashBurn => "slash_burn",
         }
     }
+
+    /// Parses [`EntryKind::as_str`]'s output.
+    pub fn parse(text: &str) -> Option<Self> {
+        [
+            Self::Issue,
+            Self::Transfer,
+            Self::Bond,
+            Self::Unbond,
+            Self::Fee,
+            Self::Fund,
+            Self::Burn,
+            Self::Reward,
+            Self::SlashToPool,
+            Self::SlashBurn,
+        ]
+        .into_iter()
+        .find(|kind| kind.as_str() == text)
+    }
 }
 
 /// One movement of money: `amount` leaves `from` and arrives in `to`.

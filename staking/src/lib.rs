@@ -27,6 +27,7 @@ mod settlement;
 mod snapshot;
 mod split;
 mod store;
+mod views;
 
 pub use account::{AccountRef, Bond, BondId, Node, Role, TaskPool};
 pub use amount::{Amount, MAX_SUPPLY, MICRO_PER_STAR, Timestamp, checked_sum};
@@ -40,3 +41,4 @@ pub use settlement::{Accepted, RoundReport, ValidatorAgreement};
 pub use snapshot::{Context, Snapshot};
 pub use split::pro_rata;
 pub use store::{Audit, LedgerStore, PostgresStore, SqliteStore, StoreError};
+pub use views::{Balances, Cursor, HistoryEntry, MAX_PAGE, Page, PageRequest, Position};

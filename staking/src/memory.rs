@@ -13,6 +13,7 @@ use crate::operation::{Operation, Touched};
 use crate::params::Params;
 use crate::plan::plan;
 use crate::snapshot::{Context, Snapshot};
+use crate::views::{HistoryEntry, annotate};
 
 /// The whole ledger in memory. Applies operations with the same planner as
 /// the database stores, loading exactly the rows
@@ -31,6 +32,7 @@ pub struct MemoryLedger {
     settled: BTreeSet<(TaskId, RoundNumber)>,
     next_bond: u64,
     journal: Vec<Vec<Entry>>,
+    history: Vec<HistoryEntry>,
 }
 
 impl MemoryLedger {
@@ -49,6 +51,7 @@ impl MemoryLedger {
             settled: BTreeSet::new(),
             next_bond: 1,
             journal: Vec::new(),
+            history: Vec::new(),
         }
     }
 
@@ -59,6 +62,11 @@ impl MemoryLedger {
         let ctx = Context { now, admin: self.admin, params: self.params, new_bond };
         let plan = plan(op, &snapshot, &ctx)?;
         self.write(&plan)?;
+        for entry in &plan.entries {
+            if let Some(annotation) = annotate(op, &snapshot, entry) {
+                self.history.push(HistoryEntry::new(annotation, entry, now));
+            }
+        }
         if new_bond.is_some() {
             self.next_bond += 1;
         }
@@ -198,6 +206,12 @@ impl MemoryLedger {
     /// Every applied operation's entries, oldest first.
     pub fn journal(&self) -> &[Vec<Entry>] {
         &self.journal
+    }
+
+    /// Every reward and slash of every settled round, oldest first: what the
+    /// stores' history read models page through (newest first).
+    pub fn history(&self) -> &[HistoryEntry] {
+        &self.history
     }
 
     /// Sum of every balance that holds money (free, bonds, pools, treasury,

@@ -9,8 +9,9 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use sqlx::postgres::PgConnectOptions;
 use starling_protocol::{PublicKey, RoundNumber, TaskId};
 use starling_staking::{
-    Accepted, Amount, LedgerError, LedgerStore, MemoryLedger, Operation, Params, PostgresStore, Ppm, Role, RoundReport,
-    SqliteStore, StoreError, Timestamp, ValidatorAgreement,
+    Accepted, Amount, Balances, BondId, EntryKind, HistoryEntry, LedgerError, LedgerStore, MemoryLedger, Operation,
+    Page, PageRequest, Params, Position, PostgresStore, Ppm, Role, RoundReport, SqliteStore, StoreError, Timestamp,
+    ValidatorAgreement,
 };
 
 fn key(n: u8) -> PublicKey {
@@ -251,4 +252,220 @@ async fn hammer<S: LedgerStore + 'static>(store: Arc<S>) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_operations_never_overdraw() {
     on_every_store!(hammer);
+}
+
+/// Reads every page of a list, `limit` items at a time, checking that only
+/// full pages point to a next one.
+async fn walk<T, F, Fut>(limit: u32, mut fetch: F) -> Vec<T>
+where
+    F: FnMut(PageRequest) -> Fut,
+    Fut: std::future::Future<Output = Result<Page<T>, StoreError>>,
+{
+    let mut all = Vec::new();
+    let mut request = PageRequest::first(limit);
+    loop {
+        let page = fetch(request).await.expect("page");
+        assert!(page.items.len() <= limit as usize, "a page holds at most its limit");
+        let full = page.items.len() == limit as usize;
+        all.extend(page.items);
+        match page.next {
+            Some(cursor) => {
+                assert!(full, "only a full page has a next one");
+                request = PageRequest::after(cursor, limit);
+            }
+            None => return all,
+        }
+    }
+}
+
+const FUNDER: u8 = 1;
+const T1: u8 = 10;
+const T2: u8 = 11;
+const T3: u8 = 12;
+const V1: u8 = 20;
+const V2: u8 = 21;
+const D1: u8 = 30;
+const D3: u8 = 31;
+/// A trainer with 510 bonds: its slash writes 1,020 entries, more than one
+/// multi-row insert holds.
+const MANY: u8 = 40;
+const MANY_BONDS: u64 = 510;
+const NOBODY: u8 = 99;
+const EVERYONE: [u8; 10] = [FUNDER, T1, T2, T3, V1, V2, D1, D3, MANY, NOBODY];
+
+/// The worked example of `tests/settlement.rs` (task 7, round 0), then a
+/// second task that pays a validator with a delegator, an undelegation of a
+/// slashed bond, and a third task whose one slash spans many bonds.
+fn read_model_scenario() -> Vec<(Operation, u64)> {
+    let issue = |to: u8, amount: u64| Operation::Issue { by: key(0), to: key(to), amount: micro(amount) };
+    let stake = |owner: u8, role: Role, amount: u64| Operation::Stake {
+        owner: key(owner),
+        role,
+        amount: micro(amount),
+        lock_days: 0,
+    };
+    let delegate = |delegator: u8, node: u8, role: Role, amount: u64, lock_days: u16| Operation::Delegate {
+        delegator: key(delegator),
+        node: key(node),
+        role,
+        amount: micro(amount),
+        lock_days,
+    };
+    let settle = |task: u64, opened_at: u64, accepted: &[u8], rejected: &[u8], validators: &[(u8, u32)]| {
+        Operation::SettleRound(RoundReport {
+            task: TaskId::new(task),
+            round: RoundNumber::FIRST,
+            opened_at: Timestamp(opened_at),
+            accepted: accepted
+                .iter()
+                .map(|&t| Accepted { trainer: key(t), score: 0.9 - f64::from(t) / 100.0 })
+                .collect(),
+            rejected: rejected.iter().map(|&t| key(t)).collect(),
+            validators: validators
+                .iter()
+                .map(|&(v, ppm)| ValidatorAgreement { validator: key(v), agreement: Ppm::new(ppm).unwrap() })
+                .collect(),
+        })
+    };
+    let mut ops = vec![];
+    for (k, amount) in [(FUNDER, 20_000_000), (T1, 1_000_000), (T2, 1_000_000), (T3, 1_000_000)] {
+        ops.push((issue(k, amount), 0));
+    }
+    for (k, amount) in [(V1, 3_000_000), (V2, 1_000_000), (D1, 2_000_000), (D3, 500_000), (MANY, 100 * MANY_BONDS)] {
+        ops.push((issue(k, amount), 0));
+    }
+    for k in [T1, T2, T3] {
+        ops.push((stake(k, Role::Trainer, 1_000_000), 0));
+    }
+    ops.push((stake(V1, Role::Validator, 3_000_000), 0));
+    ops.push((stake(V2, Role::Validator, 1_000_000), 0));
+    ops.push((delegate(D1, T1, Role::Trainer, 1_000_000, 0), 0));
+    ops.push((delegate(D3, T3, Role::Trainer, 500_000, 0), 0));
+    ops.push((Operation::SetCommission { node: key(T1), commission_ppm: 100_000 }, 100));
+    let fund = |task: u64, amount: u64, total_rounds: u32| Operation::FundTask {
+        funder: key(FUNDER),
+        task: TaskId::new(task),
+        amount: micro(amount),
+        total_rounds,
+    };
+    ops.push((fund(7, 10_000_000, 2), 0));
+    // Task 7 has T1 ahead of T2 (scores 0.80 and 0.79), as in the worked example.
+    ops.push((settle(7, 200, &[T2, T1], &[T3], &[(V1, 1_000_000), (V2, 400_000)]), 300));
+    ops.push((delegate(D1, V1, Role::Validator, 500_000, 100), 400));
+    ops.push((fund(8, 1_000_000, 1), 400));
+    ops.push((settle(8, 450, &[T2], &[], &[(V1, 1_000_000)]), 500));
+    ops.push((Operation::Undelegate { delegator: key(D3), bond: BondId(7) }, 600));
+    for _ in 0..MANY_BONDS {
+        ops.push((stake(MANY, Role::Trainer, 100), 700));
+    }
+    ops.push((fund(9, 1_000, 1), 700));
+    ops.push((settle(9, 750, &[], &[MANY], &[]), 800));
+    ops
+}
+
+async fn read_models<S: LedgerStore>(store: Arc<S>) {
+    let mut reference = MemoryLedger::new(key(0), Params::default());
+    let mut settled = Vec::new();
+    for (i, (op, now)) in read_model_scenario().into_iter().enumerate() {
+        let expected = reference.apply(&op, Timestamp(now)).unwrap_or_else(|e| panic!("{op:?}: {e}"));
+        let got = store.apply(&format!("rm-{i}"), &op, Timestamp(now)).await.unwrap_or_else(|e| panic!("{op:?}: {e}"));
+        // Every operation succeeds, so bond ids agree on both backends.
+        assert_eq!(got, expected, "{op:?}");
+        if let Operation::SettleRound(report) = op {
+            settled.push((report.task, got));
+        }
+    }
+
+    for n in EVERYONE {
+        let k = key(n);
+        let bonds: Vec<_> = reference.bonds().filter(|b| b.owner == k).cloned().collect();
+        let sum = |delegations: bool| {
+            bonds.iter().filter(|b| b.is_delegation() == delegations).map(|b| b.amount.micro()).sum::<u64>()
+        };
+        let expected =
+            Balances { free: reference.free_balance(&k), staked: micro(sum(false)), delegated: micro(sum(true)) };
+        assert_eq!(store.balances(&k).await.unwrap(), expected, "balances of key {n}");
+        let expected: Vec<Position> = bonds.into_iter().map(Position::from).collect();
+        let limit = if n == MANY { 100 } else { 2 };
+        assert_eq!(walk(limit, |p| store.positions(&k, p)).await, expected, "positions of key {n}");
+        for role in [Role::Trainer, Role::Validator] {
+            let expected: Vec<Position> = reference
+                .bonds()
+                .filter(|b| b.node == k && b.role == role && b.is_delegation())
+                .cloned()
+                .map(Position::from)
+                .collect();
+            assert_eq!(walk(1, |p| store.delegators(&k, role, p)).await, expected, "delegators of {n} as {role:?}");
+        }
+        let expected: Vec<HistoryEntry> =
+            reference.history().iter().rev().filter(|h| h.identity == k).copied().collect();
+        let limit = if n == MANY { 250 } else { 3 };
+        assert_eq!(walk(limit, |p| store.identity_history(&k, p)).await, expected, "history of key {n}");
+    }
+    for (task, outcome) in &settled {
+        let expected: Vec<HistoryEntry> =
+            reference.history().iter().rev().filter(|h| h.task == *task).copied().collect();
+        let history = walk(3, |p| store.task_history(*task, p)).await;
+        assert_eq!(history, expected, "history of task {task}");
+        // Independent of the reference: the history accounts for every
+        // micro-unit the settlement reported.
+        let total = |kinds: &[EntryKind]| {
+            micro(history.iter().filter(|h| kinds.contains(&h.kind)).map(|h| h.amount.micro()).sum())
+        };
+        assert_eq!(total(&[EntryKind::Reward]), outcome.rewarded, "task {task}");
+        assert_eq!(total(&[EntryKind::SlashToPool, EntryKind::SlashBurn]), outcome.slashed, "task {task}");
+    }
+
+    // Hand-computed, from the worked example: D1's share of T1's reward in
+    // task 7, then its share of V1's in task 8 (newest first).
+    let d1 = store.identity_history(&key(D1), PageRequest::first(10)).await.unwrap();
+    assert_eq!(d1.next, None);
+    assert_eq!(d1.items.len(), 2);
+    assert_eq!(
+        (d1.items[0].task, d1.items[0].kind, d1.items[0].at),
+        (TaskId::new(8), EntryKind::Reward, Timestamp(500))
+    );
+    assert_eq!(
+        d1.items[1],
+        HistoryEntry {
+            task: TaskId::new(7),
+            round: RoundNumber::FIRST,
+            identity: key(D1),
+            kind: EntryKind::Reward,
+            amount: micro(1_263_158),
+            bond: None,
+            at: Timestamp(300),
+        }
+    );
+    // D3's delegation (bond 7) lost 10% of 500_000: 25_000 to the pool, then
+    // 25_000 burned. The bond is gone since; its history still names D3.
+    let d3 = store.identity_history(&key(D3), PageRequest::first(10)).await.unwrap().items;
+    let slash = |kind| HistoryEntry {
+        task: TaskId::new(7),
+        round: RoundNumber::FIRST,
+        identity: key(D3),
+        kind,
+        amount: micro(25_000),
+        bond: Some(BondId(7)),
+        at: Timestamp(300),
+    };
+    assert_eq!(d3, vec![slash(EntryKind::SlashBurn), slash(EntryKind::SlashToPool)]);
+    assert_eq!(store.bond(BondId(7)).await.unwrap(), None);
+    // 510 bonds of MANY, each cut by 10 µ (5 + 5): 1,020 entries in one settlement.
+    let many = walk(MAX_PAGE_FOR_TEST, |p| store.task_history(TaskId::new(9), p)).await;
+    assert_eq!(many.len(), 2 * MANY_BONDS as usize);
+    assert!(many.iter().all(|h| h.identity == key(MANY) && h.amount == micro(5)));
+
+    // Unknown keys hold nothing; a zero limit still makes progress.
+    assert_eq!(store.balances(&key(NOBODY)).await.unwrap(), Balances::default());
+    let one = store.positions(&key(D1), PageRequest::first(0)).await.unwrap();
+    assert_eq!(one.items.len(), 1);
+    assert!(one.next.is_some());
+}
+
+const MAX_PAGE_FOR_TEST: u32 = starling_staking::MAX_PAGE;
+
+#[tokio::test]
+async fn read_models_match_the_reference_ledger() {
+    on_every_store!(read_models);
 }

@@ -12,8 +12,14 @@ use sqlx::migrate::{Migration, MigrationSource, MigrationType, Migrator};
 /// `(version, description, sql)` of each migration, in order.
 type Embedded = &'static [(i64, &'static str, &'static str)];
 
-pub(crate) const SQLITE: Embedded = &[(1, "ledger", include_str!("../../../migrations/sqlite/0001_ledger.sql"))];
-pub(crate) const POSTGRES: Embedded = &[(1, "ledger", include_str!("../../../migrations/postgres/0001_ledger.sql"))];
+pub(crate) const SQLITE: Embedded = &[
+    (1, "ledger", include_str!("../../../migrations/sqlite/0001_ledger.sql")),
+    (2, "read models", include_str!("../../../migrations/sqlite/0002_read_models.sql")),
+];
+pub(crate) const POSTGRES: Embedded = &[
+    (1, "ledger", include_str!("../../../migrations/postgres/0001_ledger.sql")),
+    (2, "read models", include_str!("../../../migrations/postgres/0002_read_models.sql")),
+];
 
 #[derive(Debug)]
 struct Source(Embedded);

@@ -20,6 +20,7 @@ use crate::account::{Bond, BondId, Role, TaskPool};
 use crate::amount::{Amount, Timestamp};
 use crate::journal::Outcome;
 use crate::operation::Operation;
+use crate::views::{Balances, HistoryEntry, Page, PageRequest, Position};
 
 /// The totals an auditor checks: conservation holds when `held == issued`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -65,4 +66,41 @@ pub trait LedgerStore: Send + Sync {
 
     /// Conservation totals.
     fn audit(&self) -> impl Future<Output = Result<Audit, StoreError>> + Send;
+
+    /// What `key` holds: free balance, own stake and delegations made (all
+    /// zero for a key the ledger has never seen).
+    fn balances(&self, key: &PublicKey) -> impl Future<Output = Result<Balances, StoreError>> + Send;
+
+    /// `key`'s bonds, own stakes and delegations it made alike, in bond id
+    /// order (oldest first).
+    fn positions(
+        &self,
+        key: &PublicKey,
+        page: PageRequest,
+    ) -> impl Future<Output = Result<Page<Position>, StoreError>> + Send;
+
+    /// The delegations behind `node` in `role` (its own stake excluded), in
+    /// bond id order (oldest first).
+    fn delegators(
+        &self,
+        node: &PublicKey,
+        role: Role,
+        page: PageRequest,
+    ) -> impl Future<Output = Result<Page<Position>, StoreError>> + Send;
+
+    /// Rewards and slashes of `task`'s settled rounds, newest first (within
+    /// one settlement, the reverse of the order its entries were planned in).
+    fn task_history(
+        &self,
+        task: TaskId,
+        page: PageRequest,
+    ) -> impl Future<Output = Result<Page<HistoryEntry>, StoreError>> + Send;
+
+    /// Rewards paid to `key` and slashes of its bonds, every task together,
+    /// newest first like [`task_history`](LedgerStore::task_history).
+    fn identity_history(
+        &self,
+        key: &PublicKey,
+        page: PageRequest,
+    ) -> impl Future<Output = Result<Page<HistoryEntry>, StoreError>> + Send;
 }

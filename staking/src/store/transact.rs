@@ -19,6 +19,13 @@ pub(crate) fn is_retryable(error: &sqlx::Error) -> bool {
 /// How often a conflicting transaction is retried before giving up.
 pub(crate) const ATTEMPTS: usize = 8;
 
+/// Journal rows per multi-row `INSERT`: 9 bound values each, 9,000 in all,
+/// well under SQLite's limit (32,766 since 3.32) and PostgreSQL's (65,535).
+pub(crate) const ENTRY_ROWS_PER_INSERT: usize = 1_000;
+
+/// Free-balance credits per multi-row upsert: 2 bound values each.
+pub(crate) const CREDIT_ROWS_PER_INSERT: usize = 4_000;
+
 macro_rules! ledger_store {
     ($store:ident, $db:ty, lock = $lock:literal, next_bond = $next_bond:literal) => {
         impl $store {
@@ -193,6 +200,9 @@ macro_rules! ledger_store {
                         .execute(&mut *tx)
                         .await?;
                 }
+                // Credits to free balances (a settlement makes thousands) go in
+                // multi-row upserts; every other change is one row update.
+                let mut credits = Vec::new();
                 for (account, change) in $crate::net_changes(&plan.entries) {
                     let change = i64::try_from(change).map_err(|_| StoreError::Corrupt(format!("change {change}")))?;
                     let query = match account {
@@ -205,12 +215,10 @@ macro_rules! ledger_store {
                                 .bind(key.as_bytes().to_vec())
                                 .bind(change)
                         }
-                        AccountRef::Free(key) => sqlx::query(
-                            "INSERT INTO accounts (key, balance) VALUES ($1, $2) \
-                             ON CONFLICT (key) DO UPDATE SET balance = accounts.balance + excluded.balance",
-                        )
-                        .bind(key.as_bytes().to_vec())
-                        .bind(change),
+                        AccountRef::Free(key) => {
+                            credits.push((key, change));
+                            continue;
+                        }
                         AccountRef::Bond(id) => {
                             sqlx::query("UPDATE bonds SET amount = amount + $2 WHERE id = $1").bind(bond_id_column(id)?).bind(change)
                         }
@@ -223,6 +231,16 @@ macro_rules! ledger_store {
                         AccountRef::Mint => sqlx::query("UPDATE totals SET issued = issued - $1").bind(change),
                     };
                     query.execute(&mut *tx).await?;
+                }
+                // `net_changes` names each account once, so no upsert below
+                // touches a row twice (PostgreSQL refuses that).
+                for chunk in credits.chunks($crate::store::transact::CREDIT_ROWS_PER_INSERT) {
+                    let mut upsert = sqlx::QueryBuilder::<$db>::new("INSERT INTO accounts (key, balance) ");
+                    upsert.push_values(chunk, |mut row, (key, change)| {
+                        row.push_bind(key.as_bytes().as_slice()).push_bind(*change);
+                    });
+                    upsert.push(" ON CONFLICT (key) DO UPDATE SET balance = accounts.balance + excluded.balance");
+                    upsert.build().execute(&mut *tx).await?;
                 }
                 for id in &plan.closed_bonds {
                     sqlx::query("DELETE FROM bonds WHERE id = $1").bind(bond_id_column(*id)?).execute(&mut *tx).await?;
@@ -240,17 +258,38 @@ macro_rules! ledger_store {
                 .bind(time_column(now)?)
                 .execute(&mut *tx)
                 .await?;
+                // The journal in multi-row inserts, in plan order (ids ascend
+                // with it), each settlement entry with its history columns.
+                let mut rows = Vec::with_capacity(plan.entries.len());
                 for entry in &plan.entries {
-                    sqlx::query(
-                        "INSERT INTO entries (idempotency_key, from_account, to_account, amount, kind) VALUES ($1, $2, $3, $4, $5)",
-                    )
-                    .bind(idempotency_key)
-                    .bind(account_name(entry.from))
-                    .bind(account_name(entry.to))
-                    .bind(amount_column(entry.amount)?)
-                    .bind(entry.kind.as_str())
-                    .execute(&mut *tx)
-                    .await?;
+                    let note = $crate::views::annotate(op, &snapshot, entry);
+                    rows.push((
+                        account_name(entry.from),
+                        account_name(entry.to),
+                        amount_column(entry.amount)?,
+                        entry.kind.as_str(),
+                        note.map(|n| n.task.get() as i64),
+                        note.map(|n| i64::from(n.round.get())),
+                        note.map(|n| *n.identity.as_bytes()),
+                        note.and_then(|n| n.bond).map(bond_id_column).transpose()?,
+                    ));
+                }
+                for chunk in rows.chunks($crate::store::transact::ENTRY_ROWS_PER_INSERT) {
+                    let mut insert = sqlx::QueryBuilder::<$db>::new(
+                        "INSERT INTO entries (idempotency_key, from_account, to_account, amount, kind, task, round, identity, bond_id) ",
+                    );
+                    insert.push_values(chunk, |mut row, (from, to, amount, kind, task, round, identity, bond)| {
+                        row.push_bind(idempotency_key)
+                            .push_bind(from.as_str())
+                            .push_bind(to.as_str())
+                            .push_bind(*amount)
+                            .push_bind(*kind)
+                            .push_bind(*task)
+                            .push_bind(*round)
+                            .push_bind(identity.as_ref().map(|k| k.as_slice()))
+                            .push_bind(*bond);
+                    });
+                    insert.build().execute(&mut *tx).await?;
                 }
                 tx.commit().await?;
                 Ok(outcome)
@@ -353,6 +392,95 @@ macro_rules! ledger_store {
                     burned: amount_from(burned)?,
                     treasury: amount_from(treasury)?,
                 })
+            }
+
+            async fn balances(&self, key: &starling_protocol::PublicKey) -> Result<$crate::Balances, $crate::StoreError> {
+                use $crate::store::rows::amount_from;
+                // SUM over BIGINT is NUMERIC in PostgreSQL: cast it back. No
+                // sum overflows, as every balance is part of the issued total.
+                let (free, staked, delegated) = sqlx::query_as::<_, (i64, i64, i64)>(
+                    "SELECT COALESCE((SELECT balance FROM accounts WHERE key = $1), 0), \
+                     COALESCE((SELECT CAST(SUM(amount) AS BIGINT) FROM bonds WHERE owner = $1 AND node = $1), 0), \
+                     COALESCE((SELECT CAST(SUM(amount) AS BIGINT) FROM bonds WHERE owner = $1 AND node <> $1), 0)",
+                )
+                .bind(key.as_bytes().as_slice())
+                .fetch_one(&self.pool)
+                .await?;
+                Ok($crate::Balances { free: amount_from(free)?, staked: amount_from(staked)?, delegated: amount_from(delegated)? })
+            }
+
+            async fn positions(
+                &self,
+                key: &starling_protocol::PublicKey,
+                page: $crate::PageRequest,
+            ) -> Result<$crate::Page<$crate::Position>, $crate::StoreError> {
+                use $crate::store::rows::*;
+                let rows = sqlx::query_as::<_, BondRow>(
+                    "SELECT id, owner, node, role, amount, lock_days, unlock_at FROM bonds \
+                     WHERE owner = $1 AND id > $2 ORDER BY id LIMIT $3",
+                )
+                .bind(key.as_bytes().as_slice())
+                .bind(ascending_bound(page))
+                .bind(fetch_limit(page))
+                .fetch_all(&self.pool)
+                .await?;
+                let rows = rows.into_iter().map(position_from).collect::<Result<Vec<_>, _>>()?;
+                Ok($crate::Page::from_rows(rows, page.clamped_limit()))
+            }
+
+            async fn delegators(
+                &self,
+                node: &starling_protocol::PublicKey,
+                role: $crate::Role,
+                page: $crate::PageRequest,
+            ) -> Result<$crate::Page<$crate::Position>, $crate::StoreError> {
+                use $crate::store::rows::*;
+                let rows = sqlx::query_as::<_, BondRow>(
+                    "SELECT id, owner, node, role, amount, lock_days, unlock_at FROM bonds \
+                     WHERE node = $1 AND role = $2 AND owner <> $1 AND id > $3 ORDER BY id LIMIT $4",
+                )
+                .bind(node.as_bytes().as_slice())
+                .bind(role.as_str())
+                .bind(ascending_bound(page))
+                .bind(fetch_limit(page))
+                .fetch_all(&self.pool)
+                .await?;
+                let rows = rows.into_iter().map(position_from).collect::<Result<Vec<_>, _>>()?;
+                Ok($crate::Page::from_rows(rows, page.clamped_limit()))
+            }
+
+            async fn task_history(
+                &self,
+                task: starling_protocol::TaskId,
+                page: $crate::PageRequest,
+            ) -> Result<$crate::Page<$crate::HistoryEntry>, $crate::StoreError> {
+                use $crate::store::rows::*;
+                let sql = format!("{HISTORY_COLUMNS} WHERE e.task = $1 AND e.id < $2 ORDER BY e.id DESC LIMIT $3");
+                let rows = sqlx::query_as::<_, HistoryRow>(&sql)
+                    .bind(task.get() as i64)
+                    .bind(descending_bound(page))
+                    .bind(fetch_limit(page))
+                    .fetch_all(&self.pool)
+                    .await?;
+                let rows = rows.into_iter().map(history_from).collect::<Result<Vec<_>, _>>()?;
+                Ok($crate::Page::from_rows(rows, page.clamped_limit()))
+            }
+
+            async fn identity_history(
+                &self,
+                key: &starling_protocol::PublicKey,
+                page: $crate::PageRequest,
+            ) -> Result<$crate::Page<$crate::HistoryEntry>, $crate::StoreError> {
+                use $crate::store::rows::*;
+                let sql = format!("{HISTORY_COLUMNS} WHERE e.identity = $1 AND e.id < $2 ORDER BY e.id DESC LIMIT $3");
+                let rows = sqlx::query_as::<_, HistoryRow>(&sql)
+                    .bind(key.as_bytes().as_slice())
+                    .bind(descending_bound(page))
+                    .bind(fetch_limit(page))
+                    .fetch_all(&self.pool)
+                    .await?;
+                let rows = rows.into_iter().map(history_from).collect::<Result<Vec<_>, _>>()?;
+                Ok($crate::Page::from_rows(rows, page.clamped_limit()))
             }
         }
     };
