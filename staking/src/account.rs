@@ -10,7 +10,7 @@ use crate::params::{Commission, LockDays};
 
 /// The role a stake is bonded for. A key may be both a trainer and a
 /// validator; its stakes (and the delegations to it) count per role.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
 pub enum Role {
     /// Trains and submits updates.
     Trainer,
@@ -39,7 +39,7 @@ impl Role {
 
 /// Identifies a bond: an own stake position or a delegation. Assigned by the
 /// store when the bond is made, never reused.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
 pub struct BondId(pub u64);
 
 impl fmt::Display for BondId {

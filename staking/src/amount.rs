@@ -15,7 +15,7 @@ pub const MAX_SUPPLY: Amount = Amount(i64::MAX as u64);
 /// An amount of µSTAR. Never negative (it is unsigned) and never a float: every
 /// sum and difference goes through [`Amount::checked_add`] and
 /// [`Amount::checked_sub`], which return typed errors instead of wrapping.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, serde::Serialize)]
 pub struct Amount(u64);
 
 impl Amount {
@@ -78,7 +78,7 @@ pub fn checked_sum(amounts: impl IntoIterator<Item = Amount>) -> Result<Amount, 
 
 /// Seconds since the Unix epoch. The ledger never reads a clock: `now` is
 /// always an argument, so every rule is deterministic and testable.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, serde::Serialize)]
 pub struct Timestamp(pub u64);
 
 impl Timestamp {

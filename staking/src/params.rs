@@ -7,7 +7,7 @@ use crate::error::LedgerError;
 /// A fraction in parts per million: `Ppm(1_000_000)` is one, `Ppm(200_000)`
 /// is 0.2. Every economic ratio is one of these, so no float ever touches an
 /// amount.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, serde::Serialize)]
 pub struct Ppm(u32);
 
 impl Ppm {

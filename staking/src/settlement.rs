@@ -38,7 +38,7 @@ use crate::split::pro_rata;
 const DECAY_ONE: u128 = 1_000_000_000_000_000_000;
 
 /// An accepted submission and its consensus score.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
 pub struct Accepted {
     /// The trainer who submitted it.
     pub trainer: PublicKey,
@@ -47,7 +47,7 @@ pub struct Accepted {
 }
 
 /// A validator's agreement with consensus over the round.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 pub struct ValidatorAgreement {
     /// The validator.
     pub validator: PublicKey,
@@ -57,7 +57,7 @@ pub struct ValidatorAgreement {
 
 /// What the coordinator reports about a finished round, the input of
 /// settlement.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct RoundReport {
     /// The task.
     pub task: TaskId,

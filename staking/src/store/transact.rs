@@ -303,8 +303,8 @@ macro_rules! ledger_store {
                 op: &$crate::Operation,
                 now: $crate::Timestamp,
             ) -> Result<$crate::Outcome, $crate::StoreError> {
-                // The request text identifies the operation for idempotency checks.
-                let request = format!("{op:?}");
+                // A stable fingerprint identifies the operation for idempotency checks.
+                let request = op.fingerprint();
                 let mut attempt = 1;
                 loop {
                     match self.apply_once(idempotency_key, &request, op, now).await {
