@@ -105,11 +105,7 @@ mod tests {
     use super::*;
     use crate::data::mnist::locate;
 
-    fn shared() -> PathBuf {
-        std::env::var_os("STARLING_DATA")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/datasets/mnist"))
-    }
+    use crate::data::test_data::shared;
 
     /// A tiny HTTP/1.1 server on loopback serving the shared MNIST files
     /// under `/good/`, byte-flipped under `/corrupt/`, cut in half under

@@ -134,12 +134,7 @@ fn pair(dir: &Path, images: MnistFile, labels: MnistFile, verify: Verify) -> Res
 mod tests {
     use super::*;
 
-    /// The real files in `../shared/datasets/mnist` (or `STARLING_DATA`).
-    fn shared() -> PathBuf {
-        std::env::var_os("STARLING_DATA")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/datasets/mnist"))
-    }
+    use crate::data::test_data::shared;
 
     #[test]
     fn loads_the_real_mnist_and_verifies_it() {
