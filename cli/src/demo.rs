@@ -10,6 +10,7 @@ use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, Normal};
 use starling_aggregation::{Layout, TensorInfo};
+use starling_models::zoo::ModelKind;
 
 use crate::aggregate::{RuleName, Spec, aggregate_files};
 use crate::tensors;
@@ -30,19 +31,11 @@ pub(crate) struct Options {
     keep: Option<PathBuf>,
 }
 
-/// The MNIST CNN of McMahan et al. 2017: 1,663,370 parameters.
+/// The MNIST CNN of McMahan et al. 2017 (1,663,370 parameters), as the model
+/// zoo lays it out.
 fn cnn_layout() -> Layout {
-    Layout::new(vec![
-        TensorInfo::new("conv1.weight", [32, 1, 5, 5]),
-        TensorInfo::new("conv1.bias", [32]),
-        TensorInfo::new("conv2.weight", [64, 32, 5, 5]),
-        TensorInfo::new("conv2.bias", [64]),
-        TensorInfo::new("fc1.weight", [512, 3136]),
-        TensorInfo::new("fc1.bias", [512]),
-        TensorInfo::new("fc2.weight", [10, 512]),
-        TensorInfo::new("fc2.bias", [10]),
-    ])
-    .expect("a fixed, valid layout")
+    let tensors = ModelKind::Cnn.tensor_specs().into_iter().map(|t| TensorInfo::new(t.name, t.shape)).collect();
+    Layout::new(tensors).expect("the zoo's tensor names are unique")
 }
 
 pub(crate) fn run(opts: &Options) -> Result<()> {
