@@ -1,0 +1,1 @@
+//! Starling's network edge, shared by the coordinator, trainers and validators.
