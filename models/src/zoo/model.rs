@@ -145,6 +145,27 @@ impl Model {
         Self::from_tensors(kind, &tensors, device)
     }
 
+    /// Every parameter flattened to one dimension, in
+    /// [`ModelKind::tensor_specs`] order, still tracked for gradients on an
+    /// autodiff device (FedProx's proximal term is built from these).
+    pub(crate) fn flat_parameters(&self) -> Vec<Tensor<1>> {
+        fn flat<const D: usize>(param: &Param<Tensor<D>>) -> Tensor<1> {
+            let value = param.val();
+            let n = value.shape().num_elements();
+            value.reshape([n])
+        }
+        let mut out = Vec::with_capacity(2 * self.kind().layers().len());
+        for module in self.layer_refs() {
+            let (weight, bias) = match module {
+                LayerRef::Linear(fc) => (flat(&fc.weight), fc.bias.as_ref().map(flat)),
+                LayerRef::Conv(cv) => (flat(&cv.weight), cv.bias.as_ref().map(flat)),
+            };
+            out.push(weight);
+            out.extend(bias);
+        }
+        out
+    }
+
     fn layer_refs(&self) -> Vec<LayerRef<'_>> {
         match self {
             Model::LogReg(net) => vec![LayerRef::Linear(&net.fc)],
