@@ -29,26 +29,55 @@ pub(crate) enum RuleName {
     Bulyan,
 }
 
-#[derive(Debug, clap::Args)]
-pub(crate) struct Args {
+/// A rule and its parameters, as `aggregate` and `simulate` both take them.
+#[derive(Debug, Clone, clap::Args)]
+pub(crate) struct RuleArgs {
     /// The aggregation rule.
     #[arg(long, value_enum, default_value = "fedavg")]
-    rule: RuleName,
+    pub(crate) rule: RuleName,
+    /// Trimmed mean: fraction cut from each end, in [0, 0.5).
+    #[arg(long, default_value_t = 0.1)]
+    pub(crate) beta: f64,
+    /// Krum, Multi-Krum, Bulyan: the number of Byzantine updates to tolerate.
+    #[arg(long, default_value_t = 1)]
+    pub(crate) byzantine: usize,
+    /// Multi-Krum: how many best-scored updates to average. Default: n − f.
+    #[arg(long)]
+    pub(crate) select: Option<usize>,
+    /// Clip every update to this L2 norm before aggregating.
+    #[arg(long)]
+    pub(crate) clip: Option<f64>,
+}
+
+impl RuleName {
+    /// The rule for `n` updates with these parameters.
+    pub(crate) fn build(self, n: usize, beta: f64, byzantine: usize, select: Option<usize>) -> Rule {
+        let f = byzantine;
+        match self {
+            RuleName::Fedavg => Rule::FedAvg,
+            RuleName::Median => Rule::Median,
+            RuleName::TrimmedMean => Rule::TrimmedMean { beta },
+            RuleName::Krum => Rule::Krum { byzantine: f },
+            RuleName::MultiKrum => Rule::MultiKrum { byzantine: f, select: select.unwrap_or(n.saturating_sub(f)) },
+            RuleName::Bulyan => Rule::Bulyan { byzantine: f },
+        }
+    }
+}
+
+impl RuleArgs {
+    /// The rule for `n` updates per aggregation.
+    pub(crate) fn to_rule(&self, n: usize) -> Rule {
+        self.rule.build(n, self.beta, self.byzantine, self.select)
+    }
+}
+
+#[derive(Debug, clap::Args)]
+pub(crate) struct Args {
+    #[command(flatten)]
+    rules: RuleArgs,
     /// Per-update weights (sample counts), comma-separated, in input order. Default: 1 each.
     #[arg(long, value_delimiter = ',')]
     weights: Vec<f64>,
-    /// Trimmed mean: fraction cut from each end, in [0, 0.5).
-    #[arg(long, default_value_t = 0.1)]
-    beta: f64,
-    /// Krum, Multi-Krum, Bulyan: the number of Byzantine updates to tolerate.
-    #[arg(long, default_value_t = 1)]
-    byzantine: usize,
-    /// Multi-Krum: how many best-scored updates to average. Default: n − f.
-    #[arg(long)]
-    select: Option<usize>,
-    /// Clip every update to this L2 norm before aggregating.
-    #[arg(long)]
-    clip: Option<f64>,
     /// DP-FedAvg (McMahan et al. 2018): add Gaussian noise of σ·S to the sum of
     /// the updates clipped to S (needs --clip S and --rule fedavg; every update
     /// counts once, so --weights is refused).
@@ -132,9 +161,10 @@ pub(crate) struct Spec {
 
 impl Spec {
     fn from_args(a: &Args) -> Result<Self> {
-        let dp = match (a.noise_multiplier, a.clip) {
+        let r = &a.rules;
+        let dp = match (a.noise_multiplier, r.clip) {
             (Some(sigma), Some(clip)) => {
-                ensure!(a.rule == RuleName::Fedavg, "--noise-multiplier applies to --rule fedavg only");
+                ensure!(r.rule == RuleName::Fedavg, "--noise-multiplier applies to --rule fedavg only");
                 ensure!(a.weights.is_empty(), "DP-FedAvg counts every update once: drop --weights");
                 let seed = match a.noise_seed {
                     Some(s) => {
@@ -149,27 +179,19 @@ impl Spec {
             _ => None,
         };
         Ok(Self {
-            rule: a.rule,
+            rule: r.rule,
             weights: a.weights.clone(),
-            beta: a.beta,
-            byzantine: a.byzantine,
-            select: a.select,
-            clip: a.clip,
+            beta: r.beta,
+            byzantine: r.byzantine,
+            select: r.select,
+            clip: r.clip,
             dp,
             repeat: a.repeat,
         })
     }
 
     fn rule(&self, n: usize) -> Rule {
-        let f = self.byzantine;
-        match self.rule {
-            RuleName::Fedavg => Rule::FedAvg,
-            RuleName::Median => Rule::Median,
-            RuleName::TrimmedMean => Rule::TrimmedMean { beta: self.beta },
-            RuleName::Krum => Rule::Krum { byzantine: f },
-            RuleName::MultiKrum => Rule::MultiKrum { byzantine: f, select: self.select.unwrap_or(n.saturating_sub(f)) },
-            RuleName::Bulyan => Rule::Bulyan { byzantine: f },
-        }
+        self.rule.build(n, self.beta, self.byzantine, self.select)
     }
 }
 

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 use starling_models::data::download::{MNIST_MIRRORS, ensure_mnist};
-use starling_models::data::{Mnist, Verify};
+use starling_models::data::{Mnist, Verify, mnist};
 
 #[derive(Debug, clap::Subcommand)]
 pub(crate) enum Command {
@@ -34,6 +34,24 @@ pub(crate) fn default_cache() -> Result<PathBuf> {
             .join(".cache"),
     };
     Ok(base.join("starling").join("mnist"))
+}
+
+/// The MNIST directory to use: `data` (from `--data` or `STARLING_DATA`)
+/// if given, else the download cache if MNIST is there.
+pub(crate) fn locate_mnist(data: Option<PathBuf>) -> Result<PathBuf> {
+    if let Some(dir) = data {
+        return Ok(dir);
+    }
+    let cache = default_cache()?;
+    let files = [mnist::TRAIN_IMAGES, mnist::TRAIN_LABELS, mnist::TEST_IMAGES, mnist::TEST_LABELS];
+    if files.iter().all(|&file| mnist::locate(&cache, file).is_ok()) {
+        return Ok(cache);
+    }
+    anyhow::bail!(
+        "no MNIST found: pass --data DIR (a directory with the four MNIST IDX files), set STARLING_DATA, \
+         or run `starling data download` to fetch it into {}",
+        cache.display()
+    )
 }
 
 pub(crate) fn run(cmd: Command) -> Result<()> {

@@ -7,6 +7,9 @@ use clap::{Parser, Subcommand};
 mod aggregate;
 mod data;
 mod demo;
+mod device;
+mod progress;
+mod simulate;
 mod tensors;
 
 /// Starling: federated learning with competitions.
@@ -24,6 +27,9 @@ enum Command {
     /// Datasets: download MNIST, check a data directory.
     #[command(subcommand)]
     Data(data::Command),
+    /// Run federated learning in this process on MNIST: sampled clients train
+    /// locally, any rule aggregates, attackers optional; results as JSON.
+    Simulate(Box<simulate::Args>),
 }
 
 fn main() -> ExitCode {
@@ -31,6 +37,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Aggregate(args) => aggregate::run(args),
         Command::Data(cmd) => data::run(cmd),
+        Command::Simulate(args) => simulate::run(*args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
