@@ -7,7 +7,7 @@ use std::time::Instant;
 use anyhow::{Context, Result};
 use serde::Serialize;
 use starling_models::data::{Mnist, Verify};
-use starling_models::train::TrainConfig;
+use starling_models::train::{Progress, Quiet, TrainConfig};
 use starling_models::zoo::ModelKind;
 use starling_sim::{Attack, PartitionKind, RoundResult, SimConfig, SimResult, simulate};
 
@@ -172,9 +172,12 @@ pub(crate) fn run(args: Args) -> Result<()> {
 
     let (multi, bar) = steps_bar(u64::from(args.rounds), "round");
     let interactive = multi.is_some();
+    // Off a terminal, one line per round says it all; evaluation bars only on one.
     let mut bars = Bars::new(multi);
+    let mut quiet = Quiet;
+    let progress: &mut dyn Progress = if interactive { &mut bars } else { &mut quiet };
     let started = Instant::now();
-    let result = simulate(&config, &mnist.train, &mnist.test, &device, &mut bars, &mut |r: &RoundResult| {
+    let result = simulate(&config, &mnist.train, &mnist.test, &device, progress, &mut |r: &RoundResult| {
         let line = format!(
             "round {}: accuracy {:.2}%, loss {:.4}, {:.2} s{}",
             r.round,
