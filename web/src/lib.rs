@@ -1,0 +1,30 @@
+//! Starling's HTTP side: the coordinator's JSON API, model downloads, health
+//! and metrics, as an axum [`Router`](axum::Router) over the [`ReadModel`]
+//! trait that the coordinator implements.
+//!
+//! This crate holds no business rules: every number it serves was computed
+//! by the coordinator, and it never reaches into the coordinator's state.
+//! Build the router with [`router`], run it with [`serve`] on a listener you
+//! bound yourself.
+
+mod config;
+mod error;
+mod page;
+mod read_model;
+mod router;
+mod routes;
+mod serve;
+#[cfg(test)]
+mod testing;
+mod views;
+
+pub use config::WebConfig;
+pub use error::ApiError;
+pub use page::{Cursor, InvalidCursor, Page, PageRequest};
+pub use read_model::{BoxError, BoxFuture, ByteStream, ModelBlob, ModelBody, ReadError, ReadModel};
+pub use router::{router, router_with_config};
+pub use serve::serve;
+pub use views::{
+    AccountView, Balances, BondView, HistoryEntry, HistoryKind, IdentityPayout, RoundRecord, StakeRole,
+    SubmissionOutcome, SubmissionView, TaskDetail, TaskSummary,
+};

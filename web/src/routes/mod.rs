@@ -1,0 +1,7 @@
+//! One file per resource; [`crate::router`] wires them up.
+
+pub(crate) mod accounts;
+pub(crate) mod model;
+pub(crate) mod ops;
+pub(crate) mod params;
+pub(crate) mod tasks;

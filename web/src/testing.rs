@@ -1,0 +1,399 @@
+//! A fixed in-memory [`ReadModel`] and request helpers for the route tests.
+
+use std::collections::VecDeque;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use axum::response::Response;
+use bytes::Bytes;
+use futures_core::Stream;
+use http_body_util::BodyExt;
+use serde_json::{Value, json};
+use starling_protocol::{
+    AggregationRule, AggregationSpec, ContentHash, DataSpec, ModelSpec, PublicKey, RoundDeadlines, RoundNumber,
+    RoundPhase, SubmissionId, TaskId, TaskSpec, TensorSpec,
+};
+use tower::ServiceExt;
+
+use crate::page::{Cursor, Page, PageRequest};
+use crate::read_model::{BoxError, BoxFuture, ModelBlob, ModelBody, ReadError, ReadModel};
+use crate::router::router;
+use crate::views::{
+    AccountView, Balances, BondView, HistoryEntry, HistoryKind, IdentityPayout, RoundRecord, StakeRole,
+    SubmissionOutcome, SubmissionView, TaskDetail, TaskSummary,
+};
+
+/// What the double does instead of answering.
+#[derive(Debug, Clone, Default)]
+enum Failure {
+    #[default]
+    None,
+    Unavailable(String),
+    Internal(String),
+}
+
+/// A read model over fixed data: tasks 1, 2, 3, 5 and 8 (task 1 in detail,
+/// with a model in memory; task 2's model streams; task 3 has none) and
+/// Alice's account with five history entries.
+pub(crate) struct MemoryModel {
+    tasks: Vec<TaskSummary>,
+    failure: Mutex<Failure>,
+    unhealthy: Mutex<Option<String>>,
+    panic_on_metrics: Mutex<bool>,
+    last_page: Mutex<Option<PageRequest>>,
+}
+
+impl MemoryModel {
+    /// Task 1's model file.
+    pub(crate) const MODEL_ONE: &'static [u8] = b"safetensors bytes of task one";
+    /// What `/metrics` serves.
+    pub(crate) const METRICS: &'static str = "# TYPE starling_rounds_total counter\nstarling_rounds_total 7\n";
+
+    pub(crate) fn fixture() -> Arc<Self> {
+        let tasks = [1, 2, 3, 5, 8]
+            .into_iter()
+            .map(|id| TaskSummary {
+                id: TaskId::new(id),
+                model: "mnist-cnn".into(),
+                dataset: "mnist".into(),
+                phase: if id == 1 { RoundPhase::Training } else { RoundPhase::Finished },
+                round: RoundNumber::new(if id == 1 { 2 } else { 9 }),
+                rounds: 10,
+                participants: 3,
+                pool_left: if id == 1 { 800_000_000 } else { 0 },
+            })
+            .collect();
+        Self::with_tasks(tasks)
+    }
+
+    /// Tasks `1 ..= count`, all alike.
+    pub(crate) fn with_many_tasks(count: u64) -> Arc<Self> {
+        let template = Self::fixture().tasks[1].clone();
+        Self::with_tasks((1..=count).map(|id| TaskSummary { id: TaskId::new(id), ..template.clone() }).collect())
+    }
+
+    fn with_tasks(tasks: Vec<TaskSummary>) -> Arc<Self> {
+        Arc::new(Self {
+            tasks,
+            failure: Mutex::default(),
+            unhealthy: Mutex::default(),
+            panic_on_metrics: Mutex::default(),
+            last_page: Mutex::default(),
+        })
+    }
+
+    pub(crate) fn task_ids(&self) -> Vec<u64> {
+        self.tasks.iter().map(|task| task.id.get()).collect()
+    }
+
+    pub(crate) fn last_page_request(&self) -> Option<PageRequest> {
+        *self.last_page.lock().unwrap()
+    }
+
+    pub(crate) fn fail_with_unavailable(&self, cause: &str) {
+        *self.failure.lock().unwrap() = Failure::Unavailable(cause.into());
+    }
+
+    pub(crate) fn fail_with_internal(&self, cause: &str) {
+        *self.failure.lock().unwrap() = Failure::Internal(cause.into());
+    }
+
+    pub(crate) fn set_unhealthy(&self, reason: &str) {
+        *self.unhealthy.lock().unwrap() = Some(reason.into());
+    }
+
+    pub(crate) fn panic_on_metrics(&self) {
+        *self.panic_on_metrics.lock().unwrap() = true;
+    }
+
+    pub(crate) fn alice() -> PublicKey {
+        PublicKey::from_bytes([0xa1; 32])
+    }
+
+    pub(crate) fn bob() -> PublicKey {
+        PublicKey::from_bytes([0xb0; 32])
+    }
+
+    fn check(&self) -> Result<(), ReadError> {
+        match self.failure.lock().unwrap().clone() {
+            Failure::None => Ok(()),
+            Failure::Unavailable(cause) => Err(ReadError::unavailable(cause)),
+            Failure::Internal(cause) => Err(ReadError::internal(cause)),
+        }
+    }
+
+    fn spec() -> TaskSpec {
+        TaskSpec {
+            model: ModelSpec { name: "mnist-cnn".into(), tensors: vec![TensorSpec::new("fc.weight", [10, 784])] },
+            data: DataSpec { dataset: "mnist".into(), input_shape: vec![1, 28, 28], num_classes: 10 },
+            rounds: 10,
+            fraction: 0.5,
+            local_epochs: 1,
+            batch_size: 32,
+            learning_rate: 0.05,
+            aggregation: AggregationSpec::plain(AggregationRule::FedAvg),
+            reward_pool: 1_000_000_000,
+            min_trainer_stake: 1_000_000,
+            min_validator_stake: 5_000_000,
+            payload_limit: 1 << 20,
+            deadlines: RoundDeadlines { training_secs: 600, validation_secs: 300 },
+        }
+    }
+
+    fn submission(trainer: PublicKey, score: Option<f64>, outcome: SubmissionOutcome) -> SubmissionView {
+        let payload = ContentHash::of(trainer.as_bytes());
+        SubmissionView {
+            id: SubmissionId::derive(TaskId::new(1), RoundNumber::new(2), &trainer, &payload),
+            round: RoundNumber::new(2),
+            trainer,
+            samples: 600,
+            consensus_score: score,
+            outcome,
+        }
+    }
+
+    fn task_one(&self) -> TaskDetail {
+        let carol = PublicKey::from_bytes([0xc0; 32]);
+        TaskDetail {
+            summary: self.tasks[0].clone(),
+            spec: Self::spec(),
+            history: vec![
+                RoundRecord {
+                    round: RoundNumber::new(0),
+                    accuracy: Some(0.5),
+                    loss: Some(1.25),
+                    accepted: 3,
+                    rejected: 0,
+                    global_model: Some(ContentHash::of(b"round 0")),
+                },
+                RoundRecord {
+                    round: RoundNumber::new(1),
+                    accuracy: Some(0.75),
+                    loss: Some(0.5),
+                    accepted: 2,
+                    rejected: 1,
+                    global_model: Some(ContentHash::of(Self::MODEL_ONE)),
+                },
+                RoundRecord {
+                    round: RoundNumber::new(2),
+                    accuracy: None,
+                    loss: None,
+                    accepted: 0,
+                    rejected: 0,
+                    global_model: None,
+                },
+            ],
+            submissions: vec![
+                Self::submission(Self::alice(), Some(0.125), SubmissionOutcome::Accepted),
+                Self::submission(
+                    Self::bob(),
+                    Some(-2.5),
+                    SubmissionOutcome::Rejected { reason: "score below the harm threshold".into() },
+                ),
+                Self::submission(carol, None, SubmissionOutcome::Pending),
+            ],
+            payouts: vec![
+                IdentityPayout { identity: Self::alice(), rewarded: 150_000_000, slashed: 0 },
+                IdentityPayout { identity: Self::bob(), rewarded: 0, slashed: 1_000_000 },
+            ],
+        }
+    }
+
+    /// The JSON `/api/tasks/1` must answer, written out by hand.
+    pub(crate) fn task_one_json() -> Value {
+        let (alice, bob, carol) = (Self::alice(), Self::bob(), PublicKey::from_bytes([0xc0; 32]));
+        let id = |key: &PublicKey| {
+            SubmissionId::derive(TaskId::new(1), RoundNumber::new(2), key, &ContentHash::of(key.as_bytes())).to_string()
+        };
+        json!({
+            "id": 1,
+            "model": "mnist-cnn",
+            "dataset": "mnist",
+            "phase": "training",
+            "round": 2,
+            "rounds": 10,
+            "participants": 3,
+            "pool_left": 800_000_000u64,
+            "spec": serde_json::to_value(Self::spec()).unwrap(),
+            "history": [
+                {"round": 0, "accuracy": 0.5, "loss": 1.25, "accepted": 3, "rejected": 0,
+                 "global_model": ContentHash::of(b"round 0").to_string()},
+                {"round": 1, "accuracy": 0.75, "loss": 0.5, "accepted": 2, "rejected": 1,
+                 "global_model": ContentHash::of(Self::MODEL_ONE).to_string()},
+                {"round": 2, "accuracy": null, "loss": null, "accepted": 0, "rejected": 0, "global_model": null},
+            ],
+            "submissions": [
+                {"id": id(&alice), "round": 2, "trainer": alice.to_string(), "samples": 600,
+                 "consensus_score": 0.125, "status": "accepted"},
+                {"id": id(&bob), "round": 2, "trainer": bob.to_string(), "samples": 600,
+                 "consensus_score": -2.5, "status": "rejected", "reason": "score below the harm threshold"},
+                {"id": id(&carol), "round": 2, "trainer": carol.to_string(), "samples": 600,
+                 "consensus_score": null, "status": "pending"},
+            ],
+            "payouts": [
+                {"identity": alice.to_string(), "rewarded": 150_000_000u64, "slashed": 0},
+                {"identity": bob.to_string(), "rewarded": 0, "slashed": 1_000_000u64},
+            ],
+        })
+    }
+
+    /// Alice's history, newest first; entry `i` is round `i`, cursor `i`.
+    fn history() -> Vec<HistoryEntry> {
+        (0..5u32)
+            .rev()
+            .map(|round| HistoryEntry {
+                task: TaskId::new(1),
+                round: RoundNumber::new(round),
+                kind: if round % 2 == 0 { HistoryKind::Reward } else { HistoryKind::SlashToPool },
+                amount: 100 + u64::from(round),
+                bond: (round % 2 == 1).then_some(11),
+                at: 1_750_000_100 + u64::from(round),
+            })
+            .collect()
+    }
+}
+
+impl ReadModel for MemoryModel {
+    fn list_tasks(&self, page: PageRequest) -> BoxFuture<'_, Result<Page<TaskSummary>, ReadError>> {
+        Box::pin(async move {
+            self.check()?;
+            *self.last_page.lock().unwrap() = Some(page);
+            let after = page.after.map_or(0, Cursor::get);
+            let rest: Vec<_> = self.tasks.iter().filter(|task| task.id.get() > after).collect();
+            let items: Vec<_> = rest.iter().take(page.limit as usize).map(|task| (*task).clone()).collect();
+            let next_cursor =
+                if rest.len() > items.len() { items.last().map(|task| Cursor::new(task.id.get())) } else { None };
+            Ok(Page { items, next_cursor })
+        })
+    }
+
+    fn task(&self, id: TaskId) -> BoxFuture<'_, Result<Option<TaskDetail>, ReadError>> {
+        Box::pin(async move {
+            self.check()?;
+            Ok((id == TaskId::new(1)).then(|| self.task_one()))
+        })
+    }
+
+    fn model(&self, id: TaskId) -> BoxFuture<'_, Result<Option<ModelBlob>, ReadError>> {
+        Box::pin(async move {
+            self.check()?;
+            Ok(match id.get() {
+                1 => Some(ModelBlob {
+                    hash: ContentHash::of(Self::MODEL_ONE),
+                    body: ModelBody::Bytes(Bytes::from_static(Self::MODEL_ONE)),
+                }),
+                2 => Some(ModelBlob {
+                    hash: ContentHash::of(b"chunk one|chunk two"),
+                    body: ModelBody::Stream(Box::pin(Chunks(VecDeque::from([
+                        Bytes::from_static(b"chunk one|"),
+                        Bytes::from_static(b"chunk two"),
+                    ])))),
+                }),
+                _ => None,
+            })
+        })
+    }
+
+    fn account(&self, key: PublicKey, history: PageRequest) -> BoxFuture<'_, Result<Option<AccountView>, ReadError>> {
+        Box::pin(async move {
+            self.check()?;
+            if key != Self::alice() {
+                return Ok(None);
+            }
+            // Newest first: continue with rounds below the cursor.
+            let all = Self::history();
+            let rest: Vec<_> = all
+                .into_iter()
+                .filter(|entry| history.after.is_none_or(|c| u64::from(entry.round.get()) < c.get()))
+                .collect();
+            let items: Vec<_> = rest.iter().take(history.limit as usize).copied().collect();
+            let next_cursor = if rest.len() > items.len() {
+                items.last().map(|entry| Cursor::new(entry.round.get().into()))
+            } else {
+                None
+            };
+            Ok(Some(AccountView {
+                key,
+                balances: Balances { free: 5_000_000, staked: 2_000_000, delegated: 1_000_000 },
+                stakes: vec![BondView {
+                    id: 11,
+                    node: key,
+                    role: StakeRole::Trainer,
+                    amount: 2_000_000,
+                    effective: 4_000_000,
+                    lock_days: 197,
+                    unlock_at: 1_767_225_600,
+                }],
+                delegations: vec![BondView {
+                    id: 12,
+                    node: Self::bob(),
+                    role: StakeRole::Validator,
+                    amount: 1_000_000,
+                    effective: 1_000_000,
+                    lock_days: 0,
+                    unlock_at: 1_750_000_000,
+                }],
+                history: Page { items, next_cursor },
+            }))
+        })
+    }
+
+    fn metrics(&self) -> BoxFuture<'_, Result<String, ReadError>> {
+        Box::pin(async move {
+            assert!(!*self.panic_on_metrics.lock().unwrap(), "metrics registry poisoned at 0xdeadbeef");
+            self.check()?;
+            Ok(Self::METRICS.to_owned())
+        })
+    }
+
+    fn healthy(&self) -> BoxFuture<'_, Result<(), String>> {
+        Box::pin(async move {
+            match self.unhealthy.lock().unwrap().clone() {
+                Some(reason) => Err(reason),
+                None => Ok(()),
+            }
+        })
+    }
+}
+
+/// A stream over fixed chunks.
+struct Chunks(VecDeque<Bytes>);
+
+impl Stream for Chunks {
+    type Item = Result<Bytes, BoxError>;
+
+    fn poll_next(mut self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        Poll::Ready(self.0.pop_front().map(Ok))
+    }
+}
+
+/// A GET request for `uri`.
+pub(crate) fn get(uri: &str) -> Request<Body> {
+    Request::get(uri).body(Body::empty()).unwrap()
+}
+
+/// Sends `request` through a fresh router over `model`.
+pub(crate) async fn send(model: &Arc<MemoryModel>, request: Request<Body>) -> Response {
+    router(model.clone()).oneshot(request).await.unwrap()
+}
+
+/// Sends `request` and reads the answer as JSON, checking its content type.
+pub(crate) async fn send_json(model: &Arc<MemoryModel>, request: Request<Body>) -> (StatusCode, Value) {
+    let response = send(model, request).await;
+    let status = response.status();
+    assert_eq!(response.headers()[axum::http::header::CONTENT_TYPE], "application/json", "{status}");
+    (status, json_body(response).await)
+}
+
+/// The whole body.
+pub(crate) async fn body_bytes(response: Response) -> Vec<u8> {
+    response.into_body().collect().await.unwrap().to_bytes().to_vec()
+}
+
+/// The whole body, as JSON.
+pub(crate) async fn json_body(response: Response) -> Value {
+    serde_json::from_slice(&body_bytes(response).await).unwrap()
+}
