@@ -1,11 +1,12 @@
 //! Starling's wire protocol: identifiers, task specifications, round phases,
-//! signed envelopes and the tensor payload format.
+//! signed envelopes, the wire messages ([`messages`]) and the tensor payload
+//! format.
 //!
 //! Everything here is pure: no I/O, no clocks (the current time is always an
 //! argument), no knowledge of burn, SQL or QUIC. Every decoder of untrusted
 //! bytes ([`SignedEnvelope::from_bytes`], [`Verifier::verify`],
-//! [`payload::decode`]) refuses oversized input before parsing it and never
-//! panics.
+//! [`Request::from_bytes`], [`Response::from_bytes`], [`payload::decode`])
+//! refuses oversized input before parsing it and never panics.
 
 mod aggregation_spec;
 mod byte_buf;
@@ -13,6 +14,7 @@ mod envelope;
 mod hex;
 mod ids;
 mod keys;
+pub mod messages;
 pub mod payload;
 mod phase;
 mod replay;
@@ -26,6 +28,11 @@ pub use envelope::{EnvelopeError, MAX_KIND_LEN, Message, PROTOCOL_VERSION, SIGNI
 pub use hex::ParseHexError;
 pub use ids::{ContentHash, Nonce, RoundNumber, SubmissionId, TaskId};
 pub use keys::{PublicKey, Signature};
+pub use messages::{
+    AssignmentInfo, BalanceInfo, BondInfo, CreateTask, Delegate, ErrorCode, Issue, JoinTask, MAX_CONTROL_MESSAGE,
+    ReadRequest, Request, RequestError, Response, ResponseBody, Role, RoundInfo, SetCommission, SignedRequest, Stake,
+    SubmitScore, SubmitUpdate, TaskInfo, Transfer, Undelegate, Unstake, ValidationError, WireError,
+};
 pub use payload::{PayloadError, TensorBytes, UpdatePayload};
 pub use phase::{PhaseError, RoundPhase};
 pub use replay::{ReplayConfig, ReplayError, ReplayGuard};
