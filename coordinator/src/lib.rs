@@ -4,4 +4,6 @@
 //! out, no I/O and no clock. The services that run tasks around it (the QUIC
 //! server, the task registry, the artifact store) drive it from the edges.
 
+pub mod artifacts;
 pub mod round;
+pub mod store;

@@ -51,6 +51,13 @@ mod futures_core_box {
 }
 
 /// A migrator over `migrations`.
+///
+/// The coordinator keeps its tables in the same database with migrations
+/// numbered from 100 (`migrations/*/0100_coordinator.sql`) and its own
+/// migrator; both share sqlx's bookkeeping table, so each must tolerate the
+/// other's versions being applied. The ledger's versions stay below 100.
 pub(crate) async fn migrator(migrations: Embedded) -> Result<Migrator, sqlx::migrate::MigrateError> {
-    Migrator::new(Source(migrations)).await
+    let mut migrator = Migrator::new(Source(migrations)).await?;
+    migrator.set_ignore_missing(true);
+    Ok(migrator)
 }

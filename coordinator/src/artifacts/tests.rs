@@ -1,0 +1,211 @@
+//! Tests of [`LocalArtifacts`]: verified streaming writes, nothing left
+//! behind by failures, idempotent and concurrent puts, reads after reopening.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use starling_protocol::ContentHash;
+use tokio::io::AsyncReadExt;
+
+use super::*;
+
+/// Every file under `dir`, recursively.
+fn files(dir: &Path) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            found.extend(files(&path));
+        } else {
+            found.push(path);
+        }
+    }
+    found.sort();
+    found
+}
+
+/// `len` bytes of a simple pattern.
+fn blob(len: usize, seed: u8) -> Vec<u8> {
+    (0..len).map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed)).collect()
+}
+
+async fn store() -> (tempfile::TempDir, LocalArtifacts) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = LocalArtifacts::open(dir.path().join("artifacts")).await.unwrap();
+    (dir, store)
+}
+
+#[tokio::test]
+async fn a_streamed_upload_is_stored_under_its_sharded_hash() {
+    let (_dir, store) = store().await;
+    let bytes = blob(3 << 20, 1);
+    let hash = ContentHash::of(&bytes);
+    let mut upload = store.begin(hash, bytes.len() as u64).await.unwrap();
+    for chunk in bytes.chunks(64 << 10) {
+        upload.write(chunk).await.unwrap();
+    }
+    assert_eq!(upload.written(), bytes.len() as u64);
+    assert_eq!(upload.commit().await.unwrap(), Stored::Written);
+
+    let hex = hash.to_string();
+    let path = store.root().join(&hex[..2]).join(&hex[2..4]).join(&hex);
+    assert_eq!(files(store.root()), [path]);
+    assert!(store.contains(hash).await.unwrap());
+    assert_eq!(store.len(hash).await.unwrap(), Some(bytes.len() as u64));
+    assert_eq!(store.get(hash).await.unwrap(), bytes);
+    let mut streamed = Vec::new();
+    store.open(hash).await.unwrap().read_to_end(&mut streamed).await.unwrap();
+    assert_eq!(streamed, bytes);
+}
+
+#[tokio::test]
+async fn a_hash_mismatch_leaves_nothing_behind() {
+    let (_dir, store) = store().await;
+    let bytes = blob(100_000, 2);
+    let claimed = ContentHash::of(b"something else");
+    let mut upload = store.begin(claimed, 1 << 20).await.unwrap();
+    upload.write(&bytes).await.unwrap();
+    match upload.commit().await {
+        Err(ArtifactError::HashMismatch { expected, actual }) => {
+            assert_eq!((expected, actual), (claimed, ContentHash::of(&bytes)));
+        }
+        other => panic!("expected a mismatch, got {other:?}"),
+    }
+    assert_eq!(files(store.root()), Vec::<PathBuf>::new());
+    assert!(!store.contains(claimed).await.unwrap());
+    assert!(matches!(store.put(claimed, &bytes).await, Err(ArtifactError::HashMismatch { .. })));
+    assert_eq!(files(store.root()), Vec::<PathBuf>::new());
+}
+
+#[tokio::test]
+async fn an_oversized_upload_is_refused_at_once_and_leaves_nothing() {
+    let (_dir, store) = store().await;
+    let bytes = blob(1_000, 3);
+    let hash = ContentHash::of(&bytes);
+    let mut upload = store.begin(hash, 999).await.unwrap();
+    upload.write(&bytes[..600]).await.unwrap();
+    assert!(matches!(
+        upload.write(&bytes[600..]).await,
+        Err(ArtifactError::TooLarge { max_len: 999, received: 1_000 })
+    ));
+    // Refused and discarded before commit: the temporary file is gone already.
+    assert_eq!(files(store.root()), Vec::<PathBuf>::new());
+    assert!(matches!(upload.write(b"x").await, Err(ArtifactError::Discarded)));
+    assert!(matches!(upload.commit().await, Err(ArtifactError::Discarded)));
+    assert!(!store.contains(hash).await.unwrap());
+    // Exactly at the limit is fine.
+    let mut upload = store.begin(hash, 1_000).await.unwrap();
+    upload.write(&bytes).await.unwrap();
+    assert_eq!(upload.commit().await.unwrap(), Stored::Written);
+}
+
+#[tokio::test]
+async fn aborted_and_dropped_uploads_leave_nothing() {
+    let (_dir, store) = store().await;
+    let bytes = blob(10_000, 4);
+    let hash = ContentHash::of(&bytes);
+    let mut upload = store.begin(hash, 1 << 20).await.unwrap();
+    upload.write(&bytes).await.unwrap();
+    assert_eq!(files(store.root()).len(), 1, "the temporary file");
+    upload.abort().await;
+    assert_eq!(files(store.root()), Vec::<PathBuf>::new());
+    let mut upload = store.begin(hash, 1 << 20).await.unwrap();
+    upload.write(&bytes[..10]).await.unwrap();
+    drop(upload);
+    assert_eq!(files(store.root()), Vec::<PathBuf>::new());
+    assert!(!store.contains(hash).await.unwrap());
+}
+
+#[tokio::test]
+async fn putting_a_stored_hash_again_is_harmless() {
+    let (_dir, store) = store().await;
+    let bytes = blob(50_000, 5);
+    let hash = ContentHash::of(&bytes);
+    assert_eq!(store.put(hash, &bytes).await.unwrap(), Stored::Written);
+    assert_eq!(store.put(hash, &bytes).await.unwrap(), Stored::AlreadyPresent);
+    let mut upload = store.begin(hash, 1 << 20).await.unwrap();
+    upload.write(&bytes).await.unwrap();
+    assert_eq!(upload.commit().await.unwrap(), Stored::AlreadyPresent);
+    assert_eq!(files(store.root()).len(), 1);
+    assert_eq!(store.get(hash).await.unwrap(), bytes);
+    // The empty blob is a blob like any other.
+    let empty = ContentHash::of(b"");
+    assert_eq!(store.put(empty, b"").await.unwrap(), Stored::Written);
+    assert_eq!(store.get(empty).await.unwrap(), b"");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_puts_of_one_hash_store_it_once() {
+    let (_dir, store) = store().await;
+    let bytes = blob(1 << 20, 6);
+    let hash = ContentHash::of(&bytes);
+    let puts: Vec<_> = (0..8)
+        .map(|_| {
+            let store = store.clone();
+            let bytes = bytes.clone();
+            tokio::spawn(async move {
+                let mut upload = store.begin(hash, bytes.len() as u64).await?;
+                for chunk in bytes.chunks(100_000) {
+                    upload.write(chunk).await?;
+                    tokio::task::yield_now().await;
+                }
+                upload.commit().await
+            })
+        })
+        .collect();
+    for put in puts {
+        put.await.unwrap().unwrap();
+    }
+    assert_eq!(files(store.root()).len(), 1);
+    assert_eq!(store.get(hash).await.unwrap(), bytes);
+}
+
+#[tokio::test]
+async fn blobs_are_read_back_after_reopening() {
+    let (dir, store) = store().await;
+    let blobs: Vec<_> = (0..5).map(|n| blob(1_000 * (n + 1), n as u8)).collect();
+    for bytes in &blobs {
+        store.put(ContentHash::of(bytes), bytes).await.unwrap();
+    }
+    drop(store);
+    let store = LocalArtifacts::open(dir.path().join("artifacts")).await.unwrap();
+    for bytes in &blobs {
+        let hash = ContentHash::of(bytes);
+        assert_eq!(store.get(hash).await.unwrap(), *bytes);
+        let mut streamed = Vec::new();
+        store.open(hash).await.unwrap().read_to_end(&mut streamed).await.unwrap();
+        assert_eq!(streamed, *bytes);
+    }
+    let missing = ContentHash::of(b"never stored");
+    assert!(matches!(store.get(missing).await, Err(ArtifactError::NotFound(h)) if h == missing));
+    assert!(matches!(store.open(missing).await, Err(ArtifactError::NotFound(_))));
+    assert_eq!(store.len(missing).await.unwrap(), None);
+    assert!(!store.contains(missing).await.unwrap());
+}
+
+#[tokio::test]
+async fn a_corrupted_blob_is_reported_not_returned() {
+    let (_dir, store) = store().await;
+    let bytes = blob(4_000, 7);
+    let hash = ContentHash::of(&bytes);
+    store.put(hash, &bytes).await.unwrap();
+    let path = files(store.root()).pop().unwrap();
+    let mut damaged = bytes.clone();
+    damaged[17] ^= 1;
+    std::fs::write(&path, &damaged).unwrap();
+    assert!(matches!(store.get(hash).await, Err(ArtifactError::Corrupt { hash: h, .. }) if h == hash));
+}
+
+#[tokio::test]
+async fn stale_uploads_left_by_a_crash_are_swept() {
+    let (_dir, store) = store().await;
+    let stale = store.root().join("tmp").join(".upload-crashed");
+    std::fs::write(&stale, b"half an upload").unwrap();
+    let hash = ContentHash::of(b"in progress");
+    let mut live = store.begin(hash, 100).await.unwrap();
+    live.write(b"in progress").await.unwrap();
+    // Nothing is old enough yet.
+    assert_eq!(store.remove_stale_uploads(Duration::from_secs(3_600)).await.unwrap(), 0);
+    assert_eq!(store.remove_stale_uploads(Duration::ZERO).await.unwrap(), 2);
+    assert_eq!(files(store.root()), Vec::<PathBuf>::new());
+}

@@ -1,0 +1,126 @@
+//! A store chosen at run time from its URL.
+
+use starling_protocol::{RoundNumber, TaskId};
+
+use super::records::{Lease, NewTask, Recorded, RoundRecord, ScoreRecord, SubmissionRecord, TaskRecord, TaskState};
+use super::{CoordinatorStore, Page, PageRequest, PostgresCoordinatorStore, SqliteCoordinatorStore, StoreError};
+use crate::round::UnixMillis;
+
+/// Either backend, picked by [`open_any`] from a configured URL.
+#[derive(Debug, Clone)]
+pub enum AnyCoordinatorStore {
+    /// SQLite.
+    Sqlite(SqliteCoordinatorStore),
+    /// PostgreSQL.
+    Postgres(PostgresCoordinatorStore),
+}
+
+/// Opens the store `url` names: `sqlite:…` with
+/// [`SqliteCoordinatorStore::open`], `postgres://…` or `postgresql://…` with
+/// [`PostgresCoordinatorStore::connect`]; any other scheme is
+/// [`StoreError::UnsupportedUrl`].
+pub async fn open_any(url: &str) -> Result<AnyCoordinatorStore, StoreError> {
+    if url.starts_with("sqlite:") {
+        Ok(AnyCoordinatorStore::Sqlite(SqliteCoordinatorStore::open(url).await?))
+    } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        Ok(AnyCoordinatorStore::Postgres(PostgresCoordinatorStore::connect(url).await?))
+    } else {
+        // Only the scheme: the rest may hold a password.
+        let scheme = url.split_once(':').map_or(url, |(scheme, _)| scheme);
+        Err(StoreError::UnsupportedUrl(scheme.to_owned()))
+    }
+}
+
+/// Forwards a call to whichever store is inside.
+macro_rules! forward {
+    ($self:ident . $method:ident ( $($arg:expr),* )) => {
+        match $self {
+            AnyCoordinatorStore::Sqlite(store) => store.$method($($arg),*).await,
+            AnyCoordinatorStore::Postgres(store) => store.$method($($arg),*).await,
+        }
+    };
+}
+
+impl CoordinatorStore for AnyCoordinatorStore {
+    async fn create_task(&self, task: &NewTask) -> Result<TaskId, StoreError> {
+        forward!(self.create_task(task))
+    }
+
+    async fn task(&self, id: TaskId) -> Result<Option<TaskRecord>, StoreError> {
+        forward!(self.task(id))
+    }
+
+    async fn tasks(&self, page: PageRequest) -> Result<Page<TaskRecord>, StoreError> {
+        forward!(self.tasks(page))
+    }
+
+    async fn load_state(&self, task: TaskId) -> Result<TaskState, StoreError> {
+        forward!(self.load_state(task))
+    }
+
+    async fn save_state(
+        &self,
+        task: TaskId,
+        expected_version: u64,
+        state: &[u8],
+        finished: bool,
+    ) -> Result<u64, StoreError> {
+        forward!(self.save_state(task, expected_version, state, finished))
+    }
+
+    async fn unfinished_tasks(&self) -> Result<Vec<TaskId>, StoreError> {
+        forward!(self.unfinished_tasks())
+    }
+
+    async fn record_submission(&self, submission: &SubmissionRecord) -> Result<Recorded, StoreError> {
+        forward!(self.record_submission(submission))
+    }
+
+    async fn submissions(&self, task: TaskId, round: RoundNumber) -> Result<Vec<SubmissionRecord>, StoreError> {
+        forward!(self.submissions(task, round))
+    }
+
+    async fn record_score(&self, score: &ScoreRecord) -> Result<Recorded, StoreError> {
+        forward!(self.record_score(score))
+    }
+
+    async fn scores(&self, task: TaskId, round: RoundNumber) -> Result<Vec<ScoreRecord>, StoreError> {
+        forward!(self.scores(task, round))
+    }
+
+    async fn record_round(&self, round: &RoundRecord) -> Result<Recorded, StoreError> {
+        forward!(self.record_round(round))
+    }
+
+    async fn rounds(&self, task: TaskId, page: PageRequest) -> Result<Page<RoundRecord>, StoreError> {
+        forward!(self.rounds(task, page))
+    }
+
+    async fn acquire_lease(
+        &self,
+        task: TaskId,
+        owner: &str,
+        until: UnixMillis,
+        now: UnixMillis,
+    ) -> Result<bool, StoreError> {
+        forward!(self.acquire_lease(task, owner, until, now))
+    }
+
+    async fn renew_lease(
+        &self,
+        task: TaskId,
+        owner: &str,
+        until: UnixMillis,
+        now: UnixMillis,
+    ) -> Result<bool, StoreError> {
+        forward!(self.renew_lease(task, owner, until, now))
+    }
+
+    async fn release_lease(&self, task: TaskId, owner: &str) -> Result<bool, StoreError> {
+        forward!(self.release_lease(task, owner))
+    }
+
+    async fn lease(&self, task: TaskId) -> Result<Option<Lease>, StoreError> {
+        forward!(self.lease(task))
+    }
+}

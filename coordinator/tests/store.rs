@@ -1,0 +1,601 @@
+//! One suite for every `CoordinatorStore`: each test runs on SQLite (in
+//! memory) always, and on PostgreSQL when `DATABASE_URL` names one (each test
+//! in a fresh schema). Tests that need a file (restart, sharing with the
+//! ledger) are SQLite-only.
+
+use std::str::FromStr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use sqlx::postgres::PgConnectOptions;
+use starling_coordinator::round::{
+    Event, Participants, PayloadCheck, RoundConfig, RoundMachine, ScoreValues, UnixMillis,
+};
+use starling_coordinator::store::{
+    AnyCoordinatorStore, CoordinatorStore, Cursor, Duplicate, NewTask, PageRequest, PostgresCoordinatorStore, Recorded,
+    RoundRecord, ScoreRecord, SqliteCoordinatorStore, StoreError, SubmissionRecord, open_any,
+};
+use starling_protocol::{
+    AggregationRule, AggregationSpec, ContentHash, DataSpec, ModelSpec, PublicKey, RoundDeadlines, RoundNumber,
+    SubmissionId, TaskId, TaskSpec, TensorSpec,
+};
+
+fn key(n: u8) -> PublicKey {
+    PublicKey::from_bytes([n; 32])
+}
+
+fn r(n: u32) -> RoundNumber {
+    RoundNumber::new(n)
+}
+
+fn ms(n: u64) -> UnixMillis {
+    UnixMillis::new(n)
+}
+
+fn spec(name: &str) -> TaskSpec {
+    let mut spec = TaskSpec {
+        model: ModelSpec { name: name.into(), tensors: vec![TensorSpec::new("w", [4])] },
+        data: DataSpec { dataset: "toy".into(), input_shape: vec![4], num_classes: 2 },
+        rounds: 3,
+        fraction: 1.0,
+        local_epochs: 1,
+        batch_size: 1,
+        learning_rate: 0.1,
+        aggregation: AggregationSpec::plain(AggregationRule::FedAvg),
+        reward_pool: 1_000_000,
+        min_trainer_stake: 10,
+        min_validator_stake: 10,
+        payload_limit: 0,
+        deadlines: RoundDeadlines { training_secs: 60, validation_secs: 30 },
+    };
+    spec.payload_limit = spec.encoded_payload_len().unwrap() as u64;
+    spec
+}
+
+fn new_task(n: u8) -> NewTask {
+    NewTask {
+        creator: key(n),
+        spec: spec(&format!("model-{n}")),
+        initial_model: ContentHash::of(&[b'm', n]),
+        created_at: ms(1_700_000_000_000 + u64::from(n)),
+    }
+}
+
+fn submission(task: TaskId, round: RoundNumber, trainer: u8) -> SubmissionRecord {
+    let update = ContentHash::of(&[b'u', trainer, round.get() as u8]);
+    SubmissionRecord {
+        task,
+        round,
+        trainer: key(trainer),
+        id: SubmissionId::derive(task, round, &key(trainer), &update),
+        update,
+        len: 1_000 + u64::from(trainer),
+        samples: 600,
+        train_loss: Some(0.25),
+        check: PayloadCheck::Passed,
+        envelope: vec![trainer; 10],
+        received_at: ms(5_000 + u64::from(trainer)),
+    }
+}
+
+fn score(of: &SubmissionRecord, validator: u8) -> ScoreRecord {
+    ScoreRecord {
+        task: of.task,
+        round: of.round,
+        submission: of.id,
+        validator: key(validator),
+        values: ScoreValues { accuracy: 0.875, loss: 0.5, improvement: -0.125 },
+        envelope: vec![validator; 7],
+        received_at: ms(9_000 + u64::from(validator)),
+    }
+}
+
+fn round_record(task: TaskId, round: u32) -> RoundRecord {
+    RoundRecord {
+        task,
+        round: r(round),
+        global_model: ContentHash::of(&round.to_le_bytes()),
+        accuracy: Some(0.5 + f64::from(round) / 100.0),
+        loss: if round.is_multiple_of(2) { Some(1.0 / f64::from(round + 1)) } else { None },
+        accepted: round,
+        rejected: 1,
+        settled_at: ms(10_000 * u64::from(round + 1)),
+    }
+}
+
+async fn sqlite() -> SqliteCoordinatorStore {
+    SqliteCoordinatorStore::open("sqlite::memory:").await.expect("open sqlite")
+}
+
+/// A PostgreSQL store in a schema of its own, or `None` (with a note) when
+/// `DATABASE_URL` is not set.
+async fn postgres(test: &str) -> Option<PostgresCoordinatorStore> {
+    static SEQ: AtomicU32 = AtomicU32::new(0);
+    let Ok(url) = std::env::var("DATABASE_URL") else {
+        eprintln!("note: DATABASE_URL not set; {test} ran on SQLite only");
+        return None;
+    };
+    let schema = format!("c_{}_{}_{}", test, std::process::id(), SEQ.fetch_add(1, Ordering::Relaxed));
+    let options = PgConnectOptions::from_str(&url).expect("DATABASE_URL parses");
+    let admin = sqlx::PgPool::connect_with(options.clone()).await.expect("connect to DATABASE_URL");
+    sqlx::query(&format!("CREATE SCHEMA {schema}")).execute(&admin).await.expect("create schema");
+    let options = options.options([("search_path", schema.as_str())]);
+    Some(PostgresCoordinatorStore::connect_with(options).await.expect("open postgres"))
+}
+
+/// Runs the generic async fn `$check` on every backend.
+macro_rules! on_every_store {
+    ($check:ident) => {{
+        $check(Arc::new(sqlite().await)).await;
+        if let Some(store) = postgres(stringify!($check)).await {
+            $check(Arc::new(store)).await;
+        }
+    }};
+}
+
+async fn tasks_round_trip<S: CoordinatorStore>(store: Arc<S>) {
+    let first = store.create_task(&new_task(1)).await.unwrap();
+    let second = store.create_task(&new_task(2)).await.unwrap();
+    assert!(second > first, "ids count up");
+    let stored = store.task(first).await.unwrap().expect("task exists");
+    assert_eq!(stored.id, first);
+    assert_eq!(stored.creator, key(1));
+    assert_eq!(stored.spec, new_task(1).spec);
+    assert_eq!(stored.initial_model, new_task(1).initial_model);
+    assert_eq!(stored.created_at, new_task(1).created_at);
+    assert_eq!(store.task(TaskId::new(second.get() + 100)).await.unwrap(), None);
+    // A new task has no state yet and is unfinished.
+    let state = store.load_state(first).await.unwrap();
+    assert_eq!((state.version, state.state, state.finished), (0, None, false));
+    assert_eq!(store.unfinished_tasks().await.unwrap(), [first, second]);
+}
+
+#[tokio::test]
+async fn tasks_are_created_and_read_back() {
+    on_every_store!(tasks_round_trip);
+}
+
+async fn tasks_page<S: CoordinatorStore>(store: Arc<S>) {
+    let mut ids = Vec::new();
+    for n in 1..=7 {
+        ids.push(store.create_task(&new_task(n)).await.unwrap());
+    }
+    ids.reverse(); // newest first
+    let mut seen = Vec::new();
+    let mut request = PageRequest::first(3);
+    loop {
+        let page = store.tasks(request).await.unwrap();
+        assert!(page.items.len() <= 3);
+        seen.extend(page.items.iter().map(|t| t.id));
+        match page.next {
+            Some(cursor) => request = PageRequest::after(cursor, 3),
+            None => break,
+        }
+    }
+    assert_eq!(seen, ids);
+    // An exact fit has no next page; a cursor survives a round trip as a number.
+    let all = store.tasks(PageRequest::first(7)).await.unwrap();
+    assert_eq!((all.items.len(), all.next), (7, None));
+    let cursor = store.tasks(PageRequest::first(2)).await.unwrap().next.unwrap();
+    let rest = store.tasks(PageRequest::after(Cursor::new(cursor.get()), 100)).await.unwrap();
+    assert_eq!(rest.items.iter().map(|t| t.id).collect::<Vec<_>>(), ids[2..]);
+    // Zero counts as one.
+    assert_eq!(store.tasks(PageRequest::first(0)).await.unwrap().items.len(), 1);
+}
+
+#[tokio::test]
+async fn tasks_are_listed_newest_first_in_pages() {
+    on_every_store!(tasks_page);
+}
+
+async fn state_cas<S: CoordinatorStore>(store: Arc<S>) {
+    let task = store.create_task(&new_task(1)).await.unwrap();
+    let other = store.create_task(&new_task(2)).await.unwrap();
+    assert_eq!(store.save_state(task, 0, b"one", false).await.unwrap(), 1);
+    assert_eq!(store.save_state(task, 1, b"two", false).await.unwrap(), 2);
+    // A second coordinator that loaded version 1 cannot overwrite version 2.
+    match store.save_state(task, 1, b"stale", false).await {
+        Err(StoreError::StateConflict { task: t, expected: 1, actual: 2 }) => assert_eq!(t, task),
+        other => panic!("expected a conflict, got {other:?}"),
+    }
+    assert!(matches!(store.save_state(task, 5, b"ahead", false).await, Err(StoreError::StateConflict { .. })));
+    let state = store.load_state(task).await.unwrap();
+    assert_eq!((state.version, state.state.as_deref(), state.finished), (2, Some(&b"two"[..]), false));
+    // Finishing takes the task off the resume list.
+    assert_eq!(store.save_state(task, 2, b"done", true).await.unwrap(), 3);
+    assert_eq!(store.unfinished_tasks().await.unwrap(), [other]);
+    assert!(store.load_state(task).await.unwrap().finished);
+    let missing = TaskId::new(other.get() + 1);
+    assert!(matches!(store.save_state(missing, 0, b"x", false).await, Err(StoreError::UnknownTask(t)) if t == missing));
+    assert!(matches!(store.load_state(missing).await, Err(StoreError::UnknownTask(_))));
+}
+
+#[tokio::test]
+async fn state_saves_compare_and_set_their_version() {
+    on_every_store!(state_cas);
+}
+
+async fn racing_saves<S: CoordinatorStore + 'static>(store: Arc<S>) {
+    let task = store.create_task(&new_task(1)).await.unwrap();
+    // Eight coordinators all try to advance version 0: exactly one wins.
+    let attempts: Vec<_> = (0..8u8)
+        .map(|n| {
+            let store = store.clone();
+            tokio::spawn(async move { store.save_state(task, 0, &[n], false).await })
+        })
+        .collect();
+    let mut wins = 0;
+    for attempt in attempts {
+        match attempt.await.unwrap() {
+            Ok(1) => wins += 1,
+            Err(StoreError::StateConflict { actual: 1, .. }) => {}
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!(wins, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn only_one_of_racing_saves_wins() {
+    on_every_store!(racing_saves);
+}
+
+async fn machine_round_trip<S: CoordinatorStore>(store: Arc<S>) {
+    // The shell's loop: persist the machine after every transition.
+    let new = new_task(1);
+    let task = store.create_task(&new).await.unwrap();
+    let mut machine = RoundMachine::new(task, new.spec.clone(), RoundConfig::new(7)).unwrap();
+    let participants = Participants {
+        trainers: [(key(1), 100), (key(2), 100)].into_iter().collect(),
+        validators: [(key(101), 50)].into_iter().collect(),
+    };
+    let version = store.save_state(task, 0, &postcard::to_allocvec(&machine).unwrap(), false).await.unwrap();
+    machine.handle(ms(1_000), Event::TaskStarted { initial_model: new.initial_model, participants }).unwrap();
+    store.save_state(task, version, &postcard::to_allocvec(&machine).unwrap(), machine.is_finished()).await.unwrap();
+    let state = store.load_state(task).await.unwrap();
+    let loaded: RoundMachine = postcard::from_bytes(state.state.as_deref().unwrap()).unwrap();
+    assert_eq!(loaded, machine);
+    assert_eq!(loaded.round(), Some(RoundNumber::FIRST));
+}
+
+#[tokio::test]
+async fn a_round_machine_survives_a_save_and_load() {
+    on_every_store!(machine_round_trip);
+}
+
+async fn submissions_once<S: CoordinatorStore>(store: Arc<S>) {
+    let task = store.create_task(&new_task(1)).await.unwrap();
+    let first = submission(task, r(0), 1);
+    assert_eq!(store.record_submission(&first).await.unwrap(), Recorded::Inserted);
+    // A retry after a lost acknowledgement: same content, a re-signed
+    // envelope, a later arrival. The first record stays.
+    let retry = SubmissionRecord { envelope: vec![9; 3], received_at: ms(99_999), ..first.clone() };
+    assert_eq!(store.record_submission(&retry).await.unwrap(), Recorded::AlreadyRecorded);
+    assert_eq!(store.record_submission(&first).await.unwrap(), Recorded::AlreadyRecorded);
+    // A different submission by the same trainer to the same round.
+    let update = ContentHash::of(b"other");
+    let other = SubmissionRecord { id: SubmissionId::derive(task, r(0), &key(1), &update), update, ..first.clone() };
+    match store.record_submission(&other).await {
+        Err(StoreError::Duplicate(Duplicate::Submission { task: t, round, trainer })) => {
+            assert_eq!((t, round, trainer), (task, r(0), key(1)));
+        }
+        got => panic!("expected a duplicate, got {got:?}"),
+    }
+    let claims_more = SubmissionRecord { samples: 601, ..first.clone() };
+    assert!(matches!(store.record_submission(&claims_more).await, Err(StoreError::Duplicate(_))));
+    // Rejected ones count as the trainer's one submission too, and keep their reason.
+    let rejected = SubmissionRecord {
+        check: PayloadCheck::Failed { reason: "tensor w: NaN at 3".into() },
+        train_loss: None,
+        ..submission(task, r(0), 2)
+    };
+    assert_eq!(store.record_submission(&rejected).await.unwrap(), Recorded::Inserted);
+    // The same trainer may submit to the next round.
+    let next = submission(task, r(1), 1);
+    assert_eq!(store.record_submission(&next).await.unwrap(), Recorded::Inserted);
+
+    assert_eq!(store.submissions(task, r(0)).await.unwrap(), [first, rejected]);
+    assert_eq!(store.submissions(task, r(1)).await.unwrap(), [next]);
+    assert_eq!(store.submissions(task, r(2)).await.unwrap(), []);
+    let missing = TaskId::new(task.get() + 1);
+    assert!(matches!(
+        store.record_submission(&submission(missing, r(0), 1)).await,
+        Err(StoreError::UnknownTask(t)) if t == missing
+    ));
+    let nan = SubmissionRecord { train_loss: Some(f64::NAN), ..submission(task, r(3), 1) };
+    assert!(matches!(store.record_submission(&nan).await, Err(StoreError::NotFinite { field: "train loss" })));
+    let huge = SubmissionRecord { len: u64::MAX, ..submission(task, r(3), 1) };
+    assert!(matches!(store.record_submission(&huge).await, Err(StoreError::OutOfRange { field: "len", .. })));
+}
+
+#[tokio::test]
+async fn one_submission_per_trainer_and_round_with_idempotent_retries() {
+    on_every_store!(submissions_once);
+}
+
+async fn racing_submissions<S: CoordinatorStore + 'static>(store: Arc<S>) {
+    let task = store.create_task(&new_task(1)).await.unwrap();
+    // The same upload arrives on several connections at once, plus one
+    // different upload: the first wins, its copies are retries, and the
+    // different one is refused only if it lost.
+    let attempts: Vec<_> = (0..6)
+        .map(|n| {
+            let store = store.clone();
+            let mut record = submission(task, r(0), 1);
+            if n == 5 {
+                record.update = ContentHash::of(b"different");
+                record.id = SubmissionId::derive(task, r(0), &key(1), &record.update);
+            }
+            tokio::spawn(async move { store.record_submission(&record).await })
+        })
+        .collect();
+    let mut inserted = 0;
+    for attempt in attempts {
+        match attempt.await.unwrap() {
+            Ok(Recorded::Inserted) => inserted += 1,
+            Ok(Recorded::AlreadyRecorded) | Err(StoreError::Duplicate(_)) => {}
+            Err(e) => panic!("unexpected {e}"),
+        }
+    }
+    assert_eq!(inserted, 1);
+    assert_eq!(store.submissions(task, r(0)).await.unwrap().len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn racing_submissions_insert_once() {
+    on_every_store!(racing_submissions);
+}
+
+async fn scores_once<S: CoordinatorStore>(store: Arc<S>) {
+    let task = store.create_task(&new_task(1)).await.unwrap();
+    let a = submission(task, r(0), 1);
+    let b = submission(task, r(0), 2);
+    store.record_submission(&a).await.unwrap();
+    store.record_submission(&b).await.unwrap();
+    let mut expected = Vec::new();
+    for s in [&a, &b] {
+        for v in [101, 102] {
+            let score = score(s, v);
+            assert_eq!(store.record_score(&score).await.unwrap(), Recorded::Inserted);
+            expected.push(score);
+        }
+    }
+    let retry = ScoreRecord { envelope: vec![1], received_at: ms(1), ..score(&a, 101) };
+    assert_eq!(store.record_score(&retry).await.unwrap(), Recorded::AlreadyRecorded);
+    let changed = ScoreRecord { values: ScoreValues { accuracy: 0.5, ..score(&a, 101).values }, ..score(&a, 101) };
+    match store.record_score(&changed).await {
+        Err(StoreError::Duplicate(Duplicate::Score { submission, validator, .. })) => {
+            assert_eq!((submission, validator), (a.id, key(101)));
+        }
+        got => panic!("expected a duplicate, got {got:?}"),
+    }
+    // Scores of a submission that was never recorded (or of another round) are refused.
+    let ghost = score(&submission(task, r(0), 3), 101);
+    assert!(matches!(store.record_score(&ghost).await, Err(StoreError::UnknownSubmission { .. })));
+    let wrong_round = ScoreRecord { round: r(1), ..score(&a, 103) };
+    assert!(matches!(store.record_score(&wrong_round).await, Err(StoreError::UnknownSubmission { .. })));
+    let infinite =
+        ScoreRecord { values: ScoreValues { loss: f64::INFINITY, ..score(&a, 103).values }, ..score(&a, 103) };
+    assert!(matches!(store.record_score(&infinite).await, Err(StoreError::NotFinite { field: "loss" })));
+
+    expected.sort_by_key(|s| (s.submission, s.validator));
+    assert_eq!(store.scores(task, r(0)).await.unwrap(), expected);
+    assert_eq!(store.scores(task, r(1)).await.unwrap(), []);
+}
+
+#[tokio::test]
+async fn one_score_per_validator_and_submission_with_idempotent_retries() {
+    on_every_store!(scores_once);
+}
+
+async fn rounds_history<S: CoordinatorStore>(store: Arc<S>) {
+    let task = store.create_task(&new_task(1)).await.unwrap();
+    let other = store.create_task(&new_task(2)).await.unwrap();
+    for round in 0..5 {
+        assert_eq!(store.record_round(&round_record(task, round)).await.unwrap(), Recorded::Inserted);
+    }
+    store.record_round(&round_record(other, 0)).await.unwrap();
+    // Recording a settlement again (after a crash) is fine whatever the time;
+    // different results are not.
+    let again = RoundRecord { settled_at: ms(1), ..round_record(task, 2) };
+    assert_eq!(store.record_round(&again).await.unwrap(), Recorded::AlreadyRecorded);
+    let different = RoundRecord { accepted: 99, ..round_record(task, 2) };
+    assert!(matches!(
+        store.record_round(&different).await,
+        Err(StoreError::Duplicate(Duplicate::Round { task: t, round })) if t == task && round == r(2)
+    ));
+    let first = store.rounds(task, PageRequest::first(2)).await.unwrap();
+    assert_eq!(first.items, [round_record(task, 0), round_record(task, 1)]);
+    let second = store.rounds(task, PageRequest::after(first.next.unwrap(), 2)).await.unwrap();
+    assert_eq!(second.items, [round_record(task, 2), round_record(task, 3)]);
+    let last = store.rounds(task, PageRequest::after(second.next.unwrap(), 2)).await.unwrap();
+    assert_eq!((last.items, last.next), (vec![round_record(task, 4)], None));
+    assert_eq!(store.rounds(other, PageRequest::first(10)).await.unwrap().items, [round_record(other, 0)]);
+    let missing = TaskId::new(other.get() + 1);
+    assert!(matches!(store.record_round(&round_record(missing, 0)).await, Err(StoreError::UnknownTask(_))));
+}
+
+#[tokio::test]
+async fn settled_rounds_are_recorded_once_and_listed_in_pages() {
+    on_every_store!(rounds_history);
+}
+
+async fn leases<S: CoordinatorStore>(store: Arc<S>) {
+    let task = store.create_task(&new_task(1)).await.unwrap();
+    assert_eq!(store.lease(task).await.unwrap(), None);
+    assert!(store.acquire_lease(task, "a", ms(1_000), ms(0)).await.unwrap());
+    // Exclusive while it lasts.
+    assert!(!store.acquire_lease(task, "b", ms(5_000), ms(999)).await.unwrap());
+    assert!(!store.renew_lease(task, "b", ms(5_000), ms(500)).await.unwrap());
+    assert!(!store.release_lease(task, "b").await.unwrap());
+    // The holder renews (and may re-acquire its own).
+    assert!(store.renew_lease(task, "a", ms(2_000), ms(900)).await.unwrap());
+    assert!(store.acquire_lease(task, "a", ms(2_500), ms(1_000)).await.unwrap());
+    assert!(!store.acquire_lease(task, "b", ms(5_000), ms(2_499)).await.unwrap());
+    let lease = store.lease(task).await.unwrap().unwrap();
+    assert_eq!((lease.task, lease.owner.as_str(), lease.expires_at), (task, "a", ms(2_500)));
+    // Once expired, another coordinator takes it, and the old holder can
+    // neither renew nor release it.
+    assert!(!store.renew_lease(task, "a", ms(9_000), ms(2_500)).await.unwrap());
+    assert!(store.acquire_lease(task, "b", ms(5_000), ms(2_500)).await.unwrap());
+    assert!(!store.renew_lease(task, "a", ms(9_000), ms(2_600)).await.unwrap());
+    assert!(!store.release_lease(task, "a").await.unwrap());
+    assert_eq!(store.lease(task).await.unwrap().unwrap().owner, "b");
+    // Released, it is free at once.
+    assert!(store.release_lease(task, "b").await.unwrap());
+    assert_eq!(store.lease(task).await.unwrap(), None);
+    assert!(store.acquire_lease(task, "a", ms(6_000), ms(3_000)).await.unwrap());
+    // Leases are per task.
+    let other = store.create_task(&new_task(2)).await.unwrap();
+    assert!(store.acquire_lease(other, "b", ms(6_000), ms(3_000)).await.unwrap());
+    let missing = TaskId::new(other.get() + 1);
+    assert!(matches!(store.acquire_lease(missing, "a", ms(1), ms(0)).await, Err(StoreError::UnknownTask(_))));
+}
+
+#[tokio::test]
+async fn leases_are_exclusive_until_they_expire() {
+    on_every_store!(leases);
+}
+
+async fn racing_leases<S: CoordinatorStore + 'static>(store: Arc<S>) {
+    let task = store.create_task(&new_task(1)).await.unwrap();
+    // An expired lease, and eight coordinators after it at once.
+    assert!(store.acquire_lease(task, "old", ms(100), ms(0)).await.unwrap());
+    let attempts: Vec<_> = (0..8)
+        .map(|n| {
+            let store = store.clone();
+            tokio::spawn(async move { store.acquire_lease(task, &format!("c{n}"), ms(10_000), ms(200)).await })
+        })
+        .collect();
+    let mut winners = 0;
+    for attempt in attempts {
+        winners += usize::from(attempt.await.unwrap().unwrap());
+    }
+    assert_eq!(winners, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn one_of_racing_coordinators_gets_the_lease() {
+    on_every_store!(racing_leases);
+}
+
+#[tokio::test]
+async fn open_any_picks_the_backend_by_scheme() {
+    let store = open_any("sqlite::memory:").await.unwrap();
+    assert!(matches!(store, AnyCoordinatorStore::Sqlite(_)));
+    tasks_round_trip(Arc::new(store)).await;
+    assert!(matches!(open_any("mysql://u:secret@h/db").await, Err(StoreError::UnsupportedUrl(s)) if s == "mysql"));
+    if let Ok(url) = std::env::var("DATABASE_URL") {
+        assert!(matches!(open_any(&url).await.unwrap(), AnyCoordinatorStore::Postgres(_)));
+    }
+}
+
+#[tokio::test]
+async fn a_reopened_sqlite_file_keeps_everything() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("coordinator.db").display());
+    let (task, sub) = {
+        let store = SqliteCoordinatorStore::open(&url).await.unwrap();
+        let task = store.create_task(&new_task(1)).await.unwrap();
+        store.save_state(task, 0, b"machine", false).await.unwrap();
+        let sub = submission(task, r(0), 1);
+        store.record_submission(&sub).await.unwrap();
+        store.record_score(&score(&sub, 101)).await.unwrap();
+        store.record_round(&round_record(task, 0)).await.unwrap();
+        store.acquire_lease(task, "a", ms(1_000), ms(0)).await.unwrap();
+        (task, sub)
+    };
+    // A restart; migrations run again on an up-to-date schema.
+    let store = SqliteCoordinatorStore::open(&url).await.unwrap();
+    assert_eq!(store.task(task).await.unwrap().unwrap().spec, new_task(1).spec);
+    let state = store.load_state(task).await.unwrap();
+    assert_eq!((state.version, state.state.as_deref()), (1, Some(&b"machine"[..])));
+    assert_eq!(store.unfinished_tasks().await.unwrap(), [task]);
+    assert_eq!(store.submissions(task, r(0)).await.unwrap(), std::slice::from_ref(&sub));
+    assert_eq!(store.scores(task, r(0)).await.unwrap(), [score(&sub, 101)]);
+    assert_eq!(store.rounds(task, PageRequest::first(5)).await.unwrap().items, [round_record(task, 0)]);
+    assert_eq!(store.lease(task).await.unwrap().unwrap().owner, "a");
+    // Retries after the restart are still recognised.
+    assert_eq!(store.record_submission(&sub).await.unwrap(), Recorded::AlreadyRecorded);
+    // Ids are never reused.
+    assert!(store.create_task(&new_task(2)).await.unwrap() > task);
+}
+
+#[tokio::test]
+async fn migrations_run_twice_on_postgres() {
+    let Ok(url) = std::env::var("DATABASE_URL") else {
+        eprintln!("note: DATABASE_URL not set; migrations_run_twice_on_postgres skipped");
+        return;
+    };
+    let schema = format!("c_twice_{}", std::process::id());
+    let options = PgConnectOptions::from_str(&url).unwrap();
+    let admin = sqlx::PgPool::connect_with(options.clone()).await.unwrap();
+    sqlx::query(&format!("CREATE SCHEMA {schema}")).execute(&admin).await.unwrap();
+    let options = options.options([("search_path", schema.as_str())]);
+    let task = {
+        let store = PostgresCoordinatorStore::connect_with(options.clone()).await.unwrap();
+        store.create_task(&new_task(1)).await.unwrap()
+    };
+    let store = PostgresCoordinatorStore::connect_with(options).await.unwrap();
+    assert!(store.task(task).await.unwrap().is_some());
+}
+
+/// The ledger migrated first, then the coordinator: works with both
+/// migrators as they are (the coordinator's ignores the ledger's versions).
+#[tokio::test]
+async fn the_coordinator_migrates_a_database_the_ledger_created() {
+    use starling_staking::{LedgerStore, Params, SqliteStore};
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("shared.db").display());
+    let ledger = SqliteStore::open(&url, key(0), Params::default()).await.unwrap();
+    let coordinator = SqliteCoordinatorStore::open(&url).await.unwrap();
+    let task = coordinator.create_task(&new_task(1)).await.unwrap();
+    assert_eq!(ledger.audit().await.unwrap().issued.micro(), 0);
+    // The coordinator restarts with the ledger still open: fine.
+    drop(coordinator);
+    let coordinator = SqliteCoordinatorStore::open(&url).await.unwrap();
+    assert!(coordinator.task(task).await.unwrap().is_some());
+}
+
+/// The same on PostgreSQL, in one schema.
+#[tokio::test]
+async fn the_coordinator_migrates_a_postgres_database_the_ledger_created() {
+    use starling_staking::{LedgerStore, Params, PostgresStore};
+    let Ok(url) = std::env::var("DATABASE_URL") else {
+        eprintln!(
+            "note: DATABASE_URL not set; the_coordinator_migrates_a_postgres_database_the_ledger_created skipped"
+        );
+        return;
+    };
+    let schema = format!("c_shared_{}", std::process::id());
+    let options = PgConnectOptions::from_str(&url).unwrap();
+    let admin = sqlx::PgPool::connect_with(options.clone()).await.unwrap();
+    sqlx::query(&format!("CREATE SCHEMA {schema}")).execute(&admin).await.unwrap();
+    let options = options.options([("search_path", schema.as_str())]);
+    let ledger = PostgresStore::connect(options.clone(), key(0), Params::default()).await.unwrap();
+    let coordinator = PostgresCoordinatorStore::connect_with(options.clone()).await.unwrap();
+    let task = coordinator.create_task(&new_task(1)).await.unwrap();
+    assert_eq!(ledger.audit().await.unwrap().issued.micro(), 0);
+    let coordinator = PostgresCoordinatorStore::connect_with(options).await.unwrap();
+    assert!(coordinator.task(task).await.unwrap().is_some());
+}
+
+/// The coordinator migrated first (or at all), then the ledger opens the
+/// same database: staking's migrator tolerates versions it does not know
+/// (`set_ignore_missing`); without that sqlx refuses with `VersionMissing(100)`.
+#[tokio::test]
+async fn the_ledger_opens_a_database_the_coordinator_migrated() {
+    use starling_staking::{LedgerStore, Params, SqliteStore};
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("shared.db").display());
+    let coordinator = SqliteCoordinatorStore::open(&url).await.unwrap();
+    let task = coordinator.create_task(&new_task(1)).await.unwrap();
+    let ledger = SqliteStore::open(&url, key(0), Params::default()).await.expect("the ledger tolerates version 100");
+    assert_eq!(ledger.audit().await.unwrap().issued.micro(), 0);
+    drop((coordinator, ledger));
+    // Both restart, in either order.
+    let ledger = SqliteStore::open(&url, key(0), Params::default()).await.unwrap();
+    let coordinator = SqliteCoordinatorStore::open(&url).await.unwrap();
+    assert!(coordinator.task(task).await.unwrap().is_some());
+    assert_eq!(ledger.audit().await.unwrap().issued.micro(), 0);
+}
