@@ -1,0 +1,17 @@
+//! Starling's validator client.
+//!
+//! [`ValidatorClient::run_task`] joins a task as a validator and, whenever a
+//! round is validating, fetches the submissions assigned to it, rebuilds each
+//! candidate `w_global + Δ`, evaluates it on held-out data and signs a
+//! [`Score`]: accuracy, loss, and improvement over the global model (whose
+//! evaluation is computed once per model hash). Scored submissions are
+//! journaled so a restart never scores twice.
+//!
+//! The transport, retries, cache and shutdown are the trainer crate's
+//! ([`starling_trainer::Session`]); this crate adds scoring.
+
+mod client;
+mod score;
+
+pub use client::{ScoredSubmission, ValidatorClient, ValidatorError, ValidatorOptions, ValidatorReport};
+pub use score::{REJECTED_LOSS, Score};
