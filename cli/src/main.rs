@@ -8,6 +8,7 @@ mod aggregate;
 mod data;
 mod demo;
 mod device;
+mod keys;
 mod progress;
 mod simulate;
 mod tensors;
@@ -27,6 +28,9 @@ enum Command {
     /// Datasets: download MNIST, check a data directory.
     #[command(subcommand)]
     Data(data::Command),
+    /// Identities: create an ed25519 key file, show its public key.
+    #[command(subcommand)]
+    Keys(keys::Command),
     /// Run federated learning in this process on MNIST: sampled clients train
     /// locally, any rule aggregates, attackers optional; results as JSON.
     Simulate(Box<simulate::Args>),
@@ -37,6 +41,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Aggregate(args) => aggregate::run(args),
         Command::Data(cmd) => data::run(cmd),
+        Command::Keys(cmd) => keys::run(cmd),
         Command::Simulate(args) => simulate::run(*args),
     };
     match result {

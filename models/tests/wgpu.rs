@@ -66,7 +66,8 @@ fn a_local_epoch_on_wgpu_matches_flex() {
         let cpu_logits = Model::from_tensors(kind, &trained, &cpu).unwrap().forward(probe.clone());
         let gpu_model = Model::from_tensors(kind, &trained, &gpu).unwrap();
         let gpu_logits = gpu_model.forward(probe.to_device(&gpu));
-        let (c, g) = (cpu_logits.into_data().to_vec::<f32>().unwrap(), gpu_logits.into_data().to_vec::<f32>().unwrap());
+        let (c, g) =
+            (cpu_logits.into_data().try_to_vec::<f32>().unwrap(), gpu_logits.into_data().try_to_vec::<f32>().unwrap());
         for (x, y) in c.iter().zip(&g) {
             assert!((x - y).abs() < 1e-4, "{kind}: logits {c:?} vs {g:?}");
         }
