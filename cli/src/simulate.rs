@@ -196,7 +196,12 @@ pub(crate) fn run(args: Args) -> Result<()> {
     bar.finish_and_clear();
     let seconds = started.elapsed().as_secs_f64();
 
-    let last = result.rounds.last().expect("at least one round runs");
+    if let Some(round) = result.diverged_at {
+        println!("local training diverged in round {round} (the global model blew up); the run ends there");
+    }
+    let Some(last) = result.rounds.last() else {
+        anyhow::bail!("training diverged in the first round: lower the learning rate");
+    };
     match (args.target_accuracy, result.rounds_to_target) {
         (Some(t), Some(r)) => println!("reached {:.2}% in {r} rounds ({seconds:.1} s)", 100.0 * t),
         (Some(t), None) => println!("did not reach {:.2}% in {} rounds ({seconds:.1} s)", 100.0 * t, last.round),

@@ -19,7 +19,7 @@ pub enum SimError {
     #[error("cannot partition the training data: {0}")]
     Partition(#[from] DataError),
     /// A client's local training failed.
-    #[error("round {round}, client {client}: {source}")]
+    #[error("round {round}, client {client}: local training failed")]
     Train {
         /// The round, from 1.
         round: u32,
@@ -29,7 +29,7 @@ pub enum SimError {
         source: TrainError,
     },
     /// Evaluating the global model failed.
-    #[error("round {round}: evaluating the global model: {source}")]
+    #[error("round {round}: evaluating the global model failed")]
     Evaluate {
         /// The round, from 0 (the initial model).
         round: u32,
@@ -37,7 +37,7 @@ pub enum SimError {
         source: TrainError,
     },
     /// The aggregation rule refused the round's updates.
-    #[error("round {round}: aggregation: {source}")]
+    #[error("round {round}: aggregation failed")]
     Aggregate {
         /// The round, from 1.
         round: u32,

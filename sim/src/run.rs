@@ -10,7 +10,7 @@ use rayon::prelude::*;
 use serde::Serialize;
 use starling_aggregation::{Inputs, Layout, TensorInfo, aggregate_into};
 use starling_models::data::{Dataset, partition};
-use starling_models::train::{Features, Progress, Quiet, TrainConfig, evaluate, train_local};
+use starling_models::train::{Features, Progress, Quiet, TrainConfig, TrainError, evaluate, train_local};
 use starling_models::zoo::Model;
 use starling_protocol::NamedTensor;
 
@@ -50,6 +50,10 @@ pub struct SimResult {
     pub rounds_to_target: Option<u32>,
     /// The malicious clients' indices.
     pub malicious: Vec<usize>,
+    /// The round in which local training diverged (its loss stopped being
+    /// finite), which ends the run: an attack can blow the global model up,
+    /// and that is a result, not a failure of the simulation.
+    pub diverged_at: Option<u32>,
 }
 
 /// Runs `config` with clients drawn from `train`, scoring each round's
@@ -102,6 +106,7 @@ pub fn simulate(
         rounds: Vec::new(),
         rounds_to_target: None,
         malicious: malicious.clone(),
+        diverged_at: None,
     };
 
     for round in 1..=config.rounds {
@@ -128,7 +133,14 @@ pub fn simulate(
                 }
                 Ok((delta, update.samples as f64, update.loss, attacker))
             })
-            .collect::<Result<Vec<_>, SimError>>()?;
+            .collect::<Result<Vec<_>, SimError>>();
+        let updates = match updates {
+            Err(SimError::Train { source: TrainError::Diverged { .. }, .. }) => {
+                result.diverged_at = Some(round);
+                break;
+            }
+            other => other?,
+        };
 
         let aggregate = if updates.is_empty() {
             None

@@ -115,6 +115,25 @@ fn sign_flippers_hurt_fedavg_and_the_median_resists_them() {
 }
 
 #[test]
+fn a_global_model_blown_up_by_attackers_ends_the_run_as_a_result() {
+    // Attackers boosting −Δ by 1e20 make the 2NN's weights so large that
+    // the next round's activations overflow f32: the loss is not finite.
+    let attacked = SimConfig {
+        model: ModelKind::TwoNn,
+        malicious: 8,
+        attack: Attack::Scale { factor: -1e20 },
+        rounds: 5,
+        ..config()
+    };
+    let result = run(&attacked).unwrap();
+    let diverged = result.diverged_at.expect("the run records where training diverged");
+    assert!(diverged > 1 && diverged <= 5, "{diverged}");
+    assert_eq!(result.rounds.len() as u32, diverged - 1, "rounds before the divergence are kept");
+    assert!(result.rounds.last().unwrap().accuracy < 0.5);
+    assert_eq!(run(&config()).unwrap().diverged_at, None);
+}
+
+#[test]
 fn dirichlet_and_shards_splits_run_even_when_clients_hold_nothing() {
     for partition in [PartitionKind::Dirichlet { alpha: 0.05 }, PartitionKind::Shards { per_client: 2 }] {
         let result = run(&SimConfig { partition, clients: 30, fraction: 1.0, rounds: 1, ..config() }).unwrap();
