@@ -40,5 +40,6 @@ pub use plan::plan;
 pub use settlement::{Accepted, RoundReport, ValidatorAgreement};
 pub use snapshot::{Context, Snapshot};
 pub use split::pro_rata;
+pub use store::migrations;
 pub use store::{Audit, LedgerStore, PostgresStore, SqliteStore, StoreError};
 pub use views::{Balances, Cursor, HistoryEntry, MAX_PAGE, Page, PageRequest, Position};

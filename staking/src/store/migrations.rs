@@ -1,4 +1,5 @@
-//! The SQL migrations, embedded in the binary and applied at start-up.
+//! The SQL migrations, embedded in the binary and applied at start-up, and
+//! the migrator every store of this database uses (the coordinator's too).
 //!
 //! A hand-written [`MigrationSource`] over `include_str!` rather than
 //! `sqlx::migrate!`: the macro needs sqlx's proc-macro crate (and a second
@@ -10,19 +11,22 @@ use sqlx::error::BoxDynError;
 use sqlx::migrate::{Migration, MigrationSource, MigrationType, Migrator};
 
 /// `(version, description, sql)` of each migration, in order.
-type Embedded = &'static [(i64, &'static str, &'static str)];
+pub type Embedded = &'static [(i64, &'static str, &'static str)];
 
-pub(crate) const SQLITE: Embedded = &[
+/// The ledger's SQLite migrations (versions below 100).
+pub const SQLITE: Embedded = &[
     (1, "ledger", include_str!("../../../migrations/sqlite/0001_ledger.sql")),
     (2, "read models", include_str!("../../../migrations/sqlite/0002_read_models.sql")),
 ];
-pub(crate) const POSTGRES: Embedded = &[
+/// The ledger's PostgreSQL migrations (versions below 100).
+pub const POSTGRES: Embedded = &[
     (1, "ledger", include_str!("../../../migrations/postgres/0001_ledger.sql")),
     (2, "read models", include_str!("../../../migrations/postgres/0002_read_models.sql")),
 ];
 
+/// Embedded migrations as a sqlx [`MigrationSource`].
 #[derive(Debug)]
-struct Source(Embedded);
+pub struct Source(pub Embedded);
 
 impl<'s> MigrationSource<'s> for Source {
     fn resolve(self) -> futures_core_box::BoxFuture<'s, Result<Vec<Migration>, BoxDynError>> {
@@ -56,7 +60,7 @@ mod futures_core_box {
 /// numbered from 100 (`migrations/*/0100_coordinator.sql`) and its own
 /// migrator; both share sqlx's bookkeeping table, so each must tolerate the
 /// other's versions being applied. The ledger's versions stay below 100.
-pub(crate) async fn migrator(migrations: Embedded) -> Result<Migrator, sqlx::migrate::MigrateError> {
+pub async fn migrator(migrations: Embedded) -> Result<Migrator, sqlx::migrate::MigrateError> {
     let mut migrator = Migrator::new(Source(migrations)).await?;
     migrator.set_ignore_missing(true);
     Ok(migrator)

@@ -2,7 +2,7 @@
 //! implementations.
 
 mod error;
-mod migrations;
+pub mod migrations;
 mod postgres;
 mod rows;
 mod sqlite;
