@@ -6,4 +6,5 @@
 
 pub mod artifacts;
 pub mod round;
+pub mod service;
 pub mod store;

@@ -12,11 +12,11 @@ use starling_coordinator::round::{
     Event, Participants, PayloadCheck, RoundConfig, RoundMachine, ScoreValues, UnixMillis,
 };
 use starling_coordinator::store::{
-    AnyCoordinatorStore, CoordinatorStore, Cursor, Duplicate, NewTask, PageRequest, PostgresCoordinatorStore, Recorded,
-    RoundRecord, ScoreRecord, SqliteCoordinatorStore, StoreError, SubmissionRecord, open_any,
+    AnyCoordinatorStore, CoordinatorStore, Cursor, Duplicate, Join, NewTask, PageRequest, PostgresCoordinatorStore,
+    Recorded, RoundRecord, ScoreRecord, SqliteCoordinatorStore, StoreError, SubmissionRecord, open_any,
 };
 use starling_protocol::{
-    AggregationRule, AggregationSpec, ContentHash, DataSpec, ModelSpec, PublicKey, RoundDeadlines, RoundNumber,
+    AggregationRule, AggregationSpec, ContentHash, DataSpec, ModelSpec, PublicKey, Role, RoundDeadlines, RoundNumber,
     SubmissionId, TaskId, TaskSpec, TensorSpec,
 };
 
@@ -47,6 +47,7 @@ fn spec(name: &str) -> TaskSpec {
         min_validator_stake: 10,
         payload_limit: 0,
         deadlines: RoundDeadlines { training_secs: 60, validation_secs: 30 },
+        max_update_norm: None,
     };
     spec.payload_limit = spec.encoded_payload_len().unwrap() as u64;
     spec
@@ -261,6 +262,30 @@ async fn machine_round_trip<S: CoordinatorStore>(store: Arc<S>) {
 #[tokio::test]
 async fn a_round_machine_survives_a_save_and_load() {
     on_every_store!(machine_round_trip);
+}
+
+async fn joins_once<S: CoordinatorStore>(store: Arc<S>) {
+    let task = store.create_task(&new_task(1)).await.unwrap();
+    let other = store.create_task(&new_task(2)).await.unwrap();
+    let join = |k: u8, role, at| Join { task, participant: key(k), role, joined_at: ms(at) };
+    assert_eq!(store.record_join(&join(5, Role::Trainer, 10)).await.unwrap(), Recorded::Inserted);
+    assert_eq!(store.record_join(&join(3, Role::Validator, 11)).await.unwrap(), Recorded::Inserted);
+    // The same key may hold both roles; joining again keeps the first time.
+    assert_eq!(store.record_join(&join(3, Role::Trainer, 12)).await.unwrap(), Recorded::Inserted);
+    assert_eq!(store.record_join(&join(5, Role::Trainer, 99)).await.unwrap(), Recorded::AlreadyRecorded);
+    assert_eq!(
+        store.joins(task).await.unwrap(),
+        [join(3, Role::Trainer, 12), join(3, Role::Validator, 11), join(5, Role::Trainer, 10)]
+    );
+    assert_eq!(store.joins(other).await.unwrap(), []);
+    let missing = TaskId::new(other.get() + 100);
+    let unknown = Join { task: missing, ..join(1, Role::Trainer, 1) };
+    assert!(matches!(store.record_join(&unknown).await, Err(StoreError::UnknownTask(t)) if t == missing));
+}
+
+#[tokio::test]
+async fn joins_are_recorded_once_per_key_and_role() {
+    on_every_store!(joins_once);
 }
 
 async fn submissions_once<S: CoordinatorStore>(store: Arc<S>) {

@@ -53,6 +53,11 @@ pub struct TaskSpec {
     pub payload_limit: u64,
     /// How long each waiting phase of a round may last.
     pub deadlines: RoundDeadlines,
+    /// If set, an update whose L2 norm exceeds this is invalid: refused before
+    /// it is stored, and its trainer slashed like for any invalid payload.
+    /// Must be finite and `> 0`. (Unlike the aggregation's `norm_clip`, which
+    /// scales a large update down, this rejects it.)
+    pub max_update_norm: Option<f64>,
 }
 
 /// The model a task trains.
@@ -132,6 +137,11 @@ impl TaskSpec {
         let required = self.encoded_payload_len()?;
         if u64::try_from(required).map_or(true, |required| self.payload_limit < required) {
             return Err(TaskSpecError::PayloadLimitTooSmall { limit: self.payload_limit, required });
+        }
+        if let Some(norm) = self.max_update_norm
+            && !(norm.is_finite() && norm > 0.0)
+        {
+            return Err(TaskSpecError::MaxUpdateNorm { norm });
         }
         self.deadlines.validate()
     }
@@ -329,6 +339,12 @@ pub enum TaskSpecError {
     /// Mini-batches must hold at least one example.
     #[error("batch size must be at least 1")]
     ZeroBatchSize,
+    /// The update norm bound must be finite and positive.
+    #[error("max update norm must be finite and > 0, got {norm}")]
+    MaxUpdateNorm {
+        /// The rejected bound.
+        norm: f64,
+    },
     /// The client learning rate must be finite and positive.
     #[error("learning rate must be finite and > 0, got {learning_rate}")]
     LearningRate {
@@ -384,6 +400,7 @@ mod tests {
             min_validator_stake: 100 * 1_000_000,
             payload_limit: 1 << 20,
             deadlines: RoundDeadlines { training_secs: 600, validation_secs: 300 },
+            max_update_norm: None,
         }
     }
 
@@ -455,6 +472,10 @@ mod tests {
         }
         assert_eq!(refused(|s| s.local_epochs = 0), TaskSpecError::ZeroLocalEpochs);
         assert_eq!(refused(|s| s.batch_size = 0), TaskSpecError::ZeroBatchSize);
+        for norm in [0.0, -1.0, f64::INFINITY, f64::NAN] {
+            let error = refused(|s| s.max_update_norm = Some(norm));
+            assert!(matches!(error, TaskSpecError::MaxUpdateNorm { .. }), "{error}");
+        }
         for rate in [0.0, -1.0, f64::INFINITY, f64::NAN] {
             assert!(matches!(refused(|s| s.learning_rate = rate), TaskSpecError::LearningRate { .. }));
         }
@@ -567,6 +588,7 @@ mod tests {
                     min_validator_stake: money.2,
                     payload_limit: 0,
                     deadlines,
+                    max_update_norm: None,
                 };
                 spec.payload_limit = spec.encoded_payload_len().map_or(u64::MAX, |n| n as u64);
                 spec

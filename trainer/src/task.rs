@@ -84,6 +84,7 @@ pub(crate) mod tests {
             min_validator_stake: 0,
             payload_limit: 0,
             deadlines: RoundDeadlines { training_secs: 60, validation_secs: 60 },
+            max_update_norm: None,
         };
         spec.payload_limit = spec.encoded_payload_len().unwrap() as u64;
         spec.validate().unwrap();

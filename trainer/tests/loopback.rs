@@ -51,6 +51,7 @@ fn spec() -> TaskSpec {
         min_validator_stake: 0,
         payload_limit: 0,
         deadlines: RoundDeadlines { training_secs: 600, validation_secs: 600 },
+        max_update_norm: None,
     };
     spec.payload_limit = spec.encoded_payload_len().unwrap() as u64;
     spec

@@ -140,6 +140,7 @@ impl MemoryModel {
             min_validator_stake: 5_000_000,
             payload_limit: 1 << 20,
             deadlines: RoundDeadlines { training_secs: 600, validation_secs: 300 },
+            max_update_norm: None,
         }
     }
 

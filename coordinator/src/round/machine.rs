@@ -147,6 +147,38 @@ impl RoundMachine {
         }
     }
 
+    /// When the current round opened and when its training phase closes.
+    pub fn round_times(&self) -> Option<(UnixMillis, UnixMillis)> {
+        self.running.as_ref().map(|r| (r.round.opened_at, r.round.training_deadline))
+    }
+
+    /// When the current round's validation closes, once it has begun.
+    pub fn validation_deadline(&self) -> Option<UnixMillis> {
+        self.running.as_ref()?.round.validation.as_ref().map(|v| v.deadline)
+    }
+
+    /// What `validator` must score while the current round validates: each
+    /// assigned submission with its trainer and payload hash, by trainer key.
+    /// Empty in any other phase, and for a validator with nothing assigned.
+    pub fn assignments_for(&self, validator: &PublicKey) -> Vec<(SubmissionId, PublicKey, ContentHash)> {
+        let Some(running) = &self.running else { return Vec::new() };
+        let round = &running.round;
+        let Some(validation) = round.validation.as_ref().filter(|_| round.phase == RoundPhase::Validating) else {
+            return Vec::new();
+        };
+        round
+            .submissions
+            .iter()
+            .filter(|(_, s)| validation.assignments.get(&s.id).is_some_and(|v| v.contains(validator)))
+            .map(|(trainer, s)| (s.id, *trainer, s.payload))
+            .collect()
+    }
+
+    /// Whether `trainer` already has a submission in the current round.
+    pub fn has_submitted(&self, trainer: &PublicKey) -> bool {
+        self.running.as_ref().is_some_and(|r| r.round.submissions.contains_key(trainer))
+    }
+
     /// One summary per settled round, oldest first.
     pub fn history(&self) -> &[RoundSummary] {
         self.running.as_ref().map(|r| r.history.as_slice()).unwrap_or_default()

@@ -2,7 +2,9 @@
 
 use starling_protocol::{RoundNumber, TaskId};
 
-use super::records::{Lease, NewTask, Recorded, RoundRecord, ScoreRecord, SubmissionRecord, TaskRecord, TaskState};
+use super::records::{
+    Join, Lease, NewTask, Recorded, RoundRecord, ScoreRecord, SubmissionRecord, TaskRecord, TaskState,
+};
 use super::{CoordinatorStore, Page, PageRequest, PostgresCoordinatorStore, SqliteCoordinatorStore, StoreError};
 use crate::round::UnixMillis;
 
@@ -70,6 +72,14 @@ impl CoordinatorStore for AnyCoordinatorStore {
 
     async fn unfinished_tasks(&self) -> Result<Vec<TaskId>, StoreError> {
         forward!(self.unfinished_tasks())
+    }
+
+    async fn record_join(&self, join: &Join) -> Result<Recorded, StoreError> {
+        forward!(self.record_join(join))
+    }
+
+    async fn joins(&self, task: TaskId) -> Result<Vec<Join>, StoreError> {
+        forward!(self.joins(task))
     }
 
     async fn record_submission(&self, submission: &SubmissionRecord) -> Result<Recorded, StoreError> {

@@ -6,7 +6,9 @@ use starling_protocol::{RoundNumber, TaskId};
 use starling_staking::{Page, PageRequest};
 
 use super::StoreError;
-use super::records::{Lease, NewTask, Recorded, RoundRecord, ScoreRecord, SubmissionRecord, TaskRecord, TaskState};
+use super::records::{
+    Join, Lease, NewTask, Recorded, RoundRecord, ScoreRecord, SubmissionRecord, TaskRecord, TaskState,
+};
 use crate::round::UnixMillis;
 
 /// The coordinator's durable state. Every method is one statement or one
@@ -49,6 +51,14 @@ pub trait CoordinatorStore: Send + Sync {
     /// Tasks whose last save did not mark them finished (including tasks
     /// never started), by id: what a coordinator resumes at start-up.
     fn unfinished_tasks(&self) -> impl Future<Output = Result<Vec<TaskId>, StoreError>> + Send;
+
+    /// Records that `join.participant` asked to take part in `join.task` as
+    /// `join.role`. Joining again is [`Recorded::AlreadyRecorded`] (the first
+    /// time is kept); an unknown task is [`StoreError::UnknownTask`].
+    fn record_join(&self, join: &Join) -> impl Future<Output = Result<Recorded, StoreError>> + Send;
+
+    /// Everyone who joined the task, in key then role order.
+    fn joins(&self, task: TaskId) -> impl Future<Output = Result<Vec<Join>, StoreError>> + Send;
 
     /// Records a trainer's submission. One per (task, round, trainer): the
     /// same submission again (same id, payload, length, samples, loss and

@@ -11,10 +11,14 @@
 use starling_staking::migrations::Embedded;
 pub(crate) use starling_staking::migrations::migrator;
 
-pub(crate) const SQLITE: Embedded =
-    &[(100, "coordinator", include_str!("../../../migrations/sqlite/0100_coordinator.sql"))];
-pub(crate) const POSTGRES: Embedded =
-    &[(100, "coordinator", include_str!("../../../migrations/postgres/0100_coordinator.sql"))];
+pub(crate) const SQLITE: Embedded = &[
+    (100, "coordinator", include_str!("../../../migrations/sqlite/0100_coordinator.sql")),
+    (101, "participants", include_str!("../../../migrations/sqlite/0101_participants.sql")),
+];
+pub(crate) const POSTGRES: Embedded = &[
+    (100, "coordinator", include_str!("../../../migrations/postgres/0100_coordinator.sql")),
+    (101, "participants", include_str!("../../../migrations/postgres/0101_participants.sql")),
+];
 
 #[cfg(test)]
 mod tests {

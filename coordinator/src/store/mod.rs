@@ -20,6 +20,6 @@ pub use any::{AnyCoordinatorStore, open_any};
 pub use coordinator_store::CoordinatorStore;
 pub use error::{Duplicate, StoreError};
 pub use postgres::PostgresCoordinatorStore;
-pub use records::{Lease, NewTask, Recorded, RoundRecord, ScoreRecord, SubmissionRecord, TaskRecord, TaskState};
+pub use records::{Join, Lease, NewTask, Recorded, RoundRecord, ScoreRecord, SubmissionRecord, TaskRecord, TaskState};
 pub use sqlite::SqliteCoordinatorStore;
 pub use starling_staking::{Cursor, MAX_PAGE, Page, PageRequest};

@@ -148,6 +148,54 @@ macro_rules! coordinator_store {
                     .collect()
             }
 
+            async fn record_join(
+                &self,
+                join: &$crate::store::Join,
+            ) -> Result<$crate::store::Recorded, $crate::store::StoreError> {
+                use $crate::store::rows::*;
+                use $crate::store::{Recorded, StoreError};
+                let inserted = sqlx::query(
+                    "INSERT INTO task_participants (task, participant, role, joined_at) VALUES ($1, $2, $3, $4) \
+                     ON CONFLICT DO NOTHING",
+                )
+                .bind(task_column(join.task)?)
+                .bind(join.participant.as_bytes().as_slice())
+                .bind(role_column(join.role))
+                .bind(int("joined_at", join.joined_at.get())?)
+                .execute(&self.pool)
+                .await;
+                match inserted {
+                    Ok(done) if done.rows_affected() == 1 => Ok(Recorded::Inserted),
+                    Ok(_) => Ok(Recorded::AlreadyRecorded),
+                    Err(e) if is_foreign_key_violation(&e) => Err(StoreError::UnknownTask(join.task)),
+                    Err(e) => Err(e.into()),
+                }
+            }
+
+            async fn joins(
+                &self,
+                task: starling_protocol::TaskId,
+            ) -> Result<Vec<$crate::store::Join>, $crate::store::StoreError> {
+                use $crate::store::rows::*;
+                sqlx::query_as::<_, (Vec<u8>, i64, i64)>(
+                    "SELECT participant, role, joined_at FROM task_participants WHERE task = $1 \
+                     ORDER BY participant, role",
+                )
+                .bind(task_column(task)?)
+                .fetch_all(&self.pool)
+                .await?
+                .into_iter()
+                .map(|(participant, role, joined_at)| {
+                    Ok($crate::store::Join {
+                        task,
+                        participant: key_from("participant", &participant)?,
+                        role: role_from(role)?,
+                        joined_at: time_from("joined_at", joined_at)?,
+                    })
+                })
+                .collect()
+            }
+
             async fn record_submission(
                 &self,
                 submission: &$crate::store::SubmissionRecord,

@@ -1,7 +1,7 @@
 //! The rows a [`CoordinatorStore`](super::CoordinatorStore) reads and writes,
 //! as Rust values.
 
-use starling_protocol::{ContentHash, PublicKey, RoundNumber, SubmissionId, TaskId, TaskSpec};
+use starling_protocol::{ContentHash, PublicKey, Role, RoundNumber, SubmissionId, TaskId, TaskSpec};
 
 use crate::round::{PayloadCheck, ScoreValues, UnixMillis};
 
@@ -134,4 +134,17 @@ pub enum Recorded {
     /// The same record was already stored (a retry, say after a lost
     /// acknowledgement); nothing changed and the first one was kept.
     AlreadyRecorded,
+}
+
+/// A key's standing request to take part in a task in one role.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Join {
+    /// The task.
+    pub task: TaskId,
+    /// Who joined (the request's verified signer).
+    pub participant: PublicKey,
+    /// As what.
+    pub role: Role,
+    /// When the join was first recorded.
+    pub joined_at: UnixMillis,
 }

@@ -2,7 +2,7 @@
 //! as signed 64-bit ones, ids and hashes as 32 raw bytes, the task spec as
 //! postcard bytes.
 
-use starling_protocol::{ContentHash, PublicKey, RoundNumber, SubmissionId, TaskId, TaskSpec};
+use starling_protocol::{ContentHash, PublicKey, Role, RoundNumber, SubmissionId, TaskId, TaskSpec};
 use starling_staking::{Cursor, Page};
 
 use super::StoreError;
@@ -25,6 +25,22 @@ pub(crate) fn task_column(task: TaskId) -> Result<i64, StoreError> {
 
 pub(crate) fn task_from(value: i64) -> Result<TaskId, StoreError> {
     uint("task id", value).map(TaskId::new)
+}
+
+/// A role as its column: 0 trainer, 1 validator.
+pub(crate) fn role_column(role: Role) -> i64 {
+    match role {
+        Role::Trainer => 0,
+        Role::Validator => 1,
+    }
+}
+
+pub(crate) fn role_from(value: i64) -> Result<Role, StoreError> {
+    match value {
+        0 => Ok(Role::Trainer),
+        1 => Ok(Role::Validator),
+        other => Err(StoreError::Corrupt(format!("role = {other}"))),
+    }
 }
 
 pub(crate) fn round_from(value: i64) -> Result<RoundNumber, StoreError> {

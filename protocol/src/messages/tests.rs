@@ -50,6 +50,7 @@ pub(crate) fn cnn_spec() -> TaskSpec {
         min_validator_stake: 100 * 1_000_000,
         payload_limit: 0,
         deadlines: RoundDeadlines { training_secs: 600, validation_secs: 300 },
+        max_update_norm: None,
     };
     spec.payload_limit = spec.encoded_payload_len().unwrap() as u64;
     spec

@@ -23,4 +23,8 @@ pub enum StoreError {
     /// A stored row holds a value the ledger never writes.
     #[error("corrupt ledger row: {0}")]
     Corrupt(String),
+    /// A database URL with a scheme no store speaks (only the scheme is
+    /// kept: the rest may hold a password).
+    #[error("unsupported ledger database URL scheme `{0}` (use sqlite: or postgres://)")]
+    UnsupportedUrl(String),
 }

@@ -1,6 +1,7 @@
 //! Durable ledgers: the [`LedgerStore`] trait and its SQLite and PostgreSQL
 //! implementations.
 
+mod any;
 mod error;
 pub mod migrations;
 mod postgres;
@@ -12,6 +13,7 @@ use std::future::Future;
 
 use starling_protocol::{PublicKey, TaskId};
 
+pub use any::{AnyLedgerStore, open_any};
 pub use error::StoreError;
 pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;

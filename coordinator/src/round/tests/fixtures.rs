@@ -61,6 +61,7 @@ pub(super) fn spec() -> TaskSpec {
         min_validator_stake: 10,
         payload_limit: 0,
         deadlines: RoundDeadlines { training_secs: TRAINING_SECS, validation_secs: VALIDATION_SECS },
+        max_update_norm: None,
     };
     spec.payload_limit = spec.encoded_payload_len().unwrap() as u64;
     spec

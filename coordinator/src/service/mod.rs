@@ -1,0 +1,224 @@
+//! The coordinator service: the shell around the pure [`RoundMachine`].
+//!
+//! A [`Coordinator`] owns three stores, each behind a trait: the
+//! [`CoordinatorStore`] (tasks, persisted machines, submissions, scores,
+//! joins, settled rounds), the ledger ([`LedgerStore`]) and the
+//! [`ArtifactStore`] (model files). It answers requests from trainers,
+//! validators and everyone else ([`Coordinator::handle`], reachable over
+//! QUIC with [`Coordinator::serve_quic`]) and runs every unfinished task in
+//! a driver of its own.
+//!
+//! Crash safety follows one rule: **record, then persist the machine, then
+//! answer.** A request's record (a submission or a score) is written before
+//! the machine that counts it is saved, and the client hears back only after
+//! both. A restart reloads each machine and re-delivers the current round's
+//! records to it (the machine ignores what it already has), so nothing
+//! acknowledged is lost. Aggregation writes its model under its content
+//! hash and settlement applies under a fixed idempotency key, so repeating
+//! either after a crash changes nothing.
+
+mod evaluate;
+mod handlers;
+mod quic;
+mod tasks;
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+use starling_protocol::{MAX_CONTROL_MESSAGE, PublicKey, ReplayConfig, TaskId, Verifier};
+use starling_staking::{LedgerStore, Params};
+use thiserror::Error;
+use tokio::sync::watch;
+
+pub use evaluate::{Evaluator, ModelEvaluator};
+
+use crate::artifacts::{ArtifactError, ArtifactStore};
+use crate::round::{RoundMachine, UnixMillis};
+use crate::store::{CoordinatorStore, StoreError};
+use tasks::TaskSlot;
+
+/// How a coordinator runs its tasks.
+#[derive(Debug, Clone)]
+pub struct ServiceConfig {
+    /// The identity allowed to issue tokens (`starling admin issue`).
+    pub admin: PublicKey,
+    /// How long a new task waits for trainers and validators to join
+    /// before its first round opens. A task whose window has passed opens
+    /// as soon as it has an eligible trainer and validator.
+    pub join_window: Duration,
+    /// How often each task's driver wakes without being told to: deadlines
+    /// are met within this much.
+    pub tick: Duration,
+    /// Consensus score below which an accepted-looking submission is
+    /// rejected as harmful (and its trainer slashed); `None`: never.
+    pub harm_threshold: Option<f64>,
+    /// Timestamp and nonce window of signed requests.
+    pub replay: ReplayConfig,
+    /// The ledger's parameters (the same the ledger store was opened with):
+    /// used to report an unstake's fee.
+    pub params: Params,
+}
+
+impl ServiceConfig {
+    /// Defaults for a coordinator whose admin is `admin`: a one-minute join
+    /// window, a 250 ms tick, no harm threshold, the protocol's replay window.
+    pub fn new(admin: PublicKey) -> Self {
+        Self {
+            admin,
+            join_window: Duration::from_secs(60),
+            tick: Duration::from_millis(250),
+            harm_threshold: None,
+            replay: ReplayConfig::default(),
+            params: Params::default(),
+        }
+    }
+}
+
+/// Why the service could not start or go on.
+#[derive(Debug, Error)]
+pub enum ServiceError {
+    /// The coordinator's store failed.
+    #[error("coordinator store: {0}")]
+    Store(#[from] StoreError),
+    /// The ledger failed.
+    #[error("ledger: {0}")]
+    Ledger(#[from] starling_staking::StoreError),
+    /// The artifact store failed.
+    #[error("artifact store: {0}")]
+    Artifacts(#[from] ArtifactError),
+    /// A persisted machine could not be decoded (written by an incompatible
+    /// version, or corrupted).
+    #[error("task {task}: persisted state does not decode: {reason}")]
+    CorruptState {
+        /// The task.
+        task: TaskId,
+        /// What the decoder said.
+        reason: String,
+    },
+    /// A stored task's spec no longer passes the machine's checks.
+    #[error("task {task}: {reason}")]
+    BadTask {
+        /// The task.
+        task: TaskId,
+        /// Why.
+        reason: String,
+    },
+}
+
+/// The coordinator service. Cheap to clone: every clone is the same service.
+pub struct Coordinator<S, L, A> {
+    inner: Arc<Inner<S, L, A>>,
+}
+
+impl<S, L, A> Clone for Coordinator<S, L, A> {
+    fn clone(&self) -> Self {
+        Self { inner: self.inner.clone() }
+    }
+}
+
+pub(crate) struct Inner<S, L, A> {
+    pub(crate) store: S,
+    pub(crate) ledger: L,
+    pub(crate) artifacts: A,
+    pub(crate) config: ServiceConfig,
+    pub(crate) evaluator: Option<Arc<dyn Evaluator>>,
+    pub(crate) verifier: Mutex<Verifier>,
+    pub(crate) tasks: RwLock<BTreeMap<TaskId, Arc<TaskSlot>>>,
+    pub(crate) shutdown: watch::Sender<bool>,
+}
+
+impl<S, L, A> Coordinator<S, L, A>
+where
+    S: CoordinatorStore + 'static,
+    L: LedgerStore + 'static,
+    A: ArtifactStore + 'static,
+{
+    /// Starts the service over its stores: loads every unfinished task,
+    /// re-delivers its current round's records, and starts its driver.
+    /// Must be called inside a tokio runtime.
+    ///
+    /// `evaluator`, if given, measures each new global model (accuracy and
+    /// loss on the coordinator's own held-out data) for the round records.
+    pub async fn start(
+        store: S,
+        ledger: L,
+        artifacts: A,
+        config: ServiceConfig,
+        evaluator: Option<Arc<dyn Evaluator>>,
+    ) -> Result<Self, ServiceError> {
+        let verifier = Verifier::new(MAX_CONTROL_MESSAGE, config.replay);
+        let coordinator = Self {
+            inner: Arc::new(Inner {
+                store,
+                ledger,
+                artifacts,
+                config,
+                evaluator,
+                verifier: Mutex::new(verifier),
+                tasks: RwLock::new(BTreeMap::new()),
+                shutdown: watch::channel(false).0,
+            }),
+        };
+        for task in coordinator.inner.store.unfinished_tasks().await? {
+            if coordinator.inner.ledger.pool(task).await?.is_none() {
+                // Created but never funded (the coordinator stopped between
+                // the two, or the funding was refused): it cannot pay anyone.
+                coordinator.cancel(task).await;
+                continue;
+            }
+            let slot = coordinator.load_task(task).await?;
+            coordinator.run_task(slot);
+        }
+        Ok(coordinator)
+    }
+
+    /// Stops every task driver (at its next await point) and the QUIC accept
+    /// loops. What was acknowledged is already durable; a new
+    /// [`start`](Coordinator::start) over the same stores carries on.
+    pub fn shutdown(&self) {
+        self.inner.shutdown.send_replace(true);
+    }
+
+    /// The coordinator's store.
+    pub fn store(&self) -> &S {
+        &self.inner.store
+    }
+
+    /// The ledger.
+    pub fn ledger(&self) -> &L {
+        &self.inner.ledger
+    }
+
+    /// The artifact store.
+    pub fn artifacts(&self) -> &A {
+        &self.inner.artifacts
+    }
+
+    /// A copy of a running task's machine, `None` for a task this
+    /// coordinator does not run (unknown, or finished before it started).
+    pub async fn machine(&self, task: TaskId) -> Option<RoundMachine> {
+        let slot = self.slot(task)?;
+        Some(slot.runtime.lock().await.machine.clone())
+    }
+
+    /// Waits until `task` has finished or `timeout` passes; returns whether
+    /// it finished.
+    pub async fn wait_finished(&self, task: TaskId, timeout: Duration) -> bool {
+        let Some(slot) = self.slot(task) else { return false };
+        let mut finished = slot.finished.subscribe();
+        tokio::time::timeout(timeout, finished.wait_for(|done| *done)).await.is_ok_and(|r| r.is_ok())
+    }
+
+    pub(crate) fn slot(&self, task: TaskId) -> Option<Arc<TaskSlot>> {
+        self.inner.tasks.read().expect("task table lock").get(&task).cloned()
+    }
+}
+
+/// Milliseconds since the Unix epoch, now.
+pub(crate) fn now() -> UnixMillis {
+    let ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+    UnixMillis::new(ms)
+}

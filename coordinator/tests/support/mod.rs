@@ -1,0 +1,314 @@
+//! A whole network on loopback for the coordinator's end-to-end tests: a real
+//! coordinator over QUIC (SQLite, or PostgreSQL when `DATABASE_URL` is set,
+//! and a local artifact directory), honest trainer and validator clients,
+//! and adversaries that speak the wire protocol directly.
+
+#![allow(dead_code, unreachable_pub, missing_docs)]
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use burn::prelude::Device;
+use rand::{RngExt, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use starling_coordinator::artifacts::LocalArtifacts;
+use starling_coordinator::service::{Coordinator, ModelEvaluator, ServiceConfig};
+use starling_coordinator::store::{AnyCoordinatorStore, open_any};
+use starling_models::data::{Dataset, Mnist, Verify, partition};
+use starling_models::train::Features;
+use starling_models::zoo::{Model, ModelKind};
+use starling_net::{Identity, Limits, ServerIdentity, Trust, client_endpoint, server_endpoint};
+use starling_protocol::{
+    AggregationRule, AggregationSpec, ContentHash, CreateTask, DataSpec, ErrorCode, Issue, Message, ModelSpec, Nonce,
+    ReadRequest, Request, Response, ResponseBody, Role, RoundDeadlines, RoundInfo, RoundNumber, RoundPhase, Stake,
+    SubmitScore, SubmitUpdate, TaskId, TaskSpec, UpdatePayload, WireError,
+};
+use starling_staking::{AnyLedgerStore, MICRO_PER_STAR, Params};
+use starling_trainer::{Backoff, QuicTransport, Transport, now_ms};
+
+pub const STAR: u64 = MICRO_PER_STAR;
+
+pub fn mnist_dir() -> PathBuf {
+    std::env::var_os("STARLING_DATA")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/datasets/mnist"))
+}
+
+pub fn mnist() -> Mnist {
+    Mnist::load(&mnist_dir(), Verify::ShapeOnly).expect("MNIST in ../shared/datasets/mnist")
+}
+
+pub fn identity(seed: u64) -> Identity {
+    Identity::generate(&mut ChaCha8Rng::seed_from_u64(seed))
+}
+
+/// Quick retries and polls, so rounds move at the speed of training.
+pub fn fast() -> Backoff {
+    Backoff {
+        initial: Duration::from_millis(20),
+        max: Duration::from_millis(200),
+        multiplier: 2.0,
+        jitter: 0.5,
+        max_attempts: Some(20),
+    }
+}
+
+/// The story's task: logistic regression on MNIST, every trainer sampled.
+pub fn spec(rounds: u32, reward_pool: u64) -> TaskSpec {
+    let kind = ModelKind::LogReg;
+    let mut spec = TaskSpec {
+        model: ModelSpec { name: kind.name().into(), tensors: kind.tensor_specs() },
+        data: DataSpec { dataset: "mnist".into(), input_shape: vec![1, 28, 28], num_classes: 10 },
+        rounds,
+        fraction: 1.0,
+        local_epochs: 1,
+        batch_size: 10,
+        learning_rate: 0.1,
+        aggregation: AggregationSpec::plain(AggregationRule::FedAvg),
+        reward_pool,
+        min_trainer_stake: 10 * STAR,
+        min_validator_stake: 10 * STAR,
+        payload_limit: 0,
+        deadlines: RoundDeadlines { training_secs: 120, validation_secs: 120 },
+        max_update_norm: Some(100.0),
+    };
+    spec.payload_limit = spec.encoded_payload_len().unwrap() as u64;
+    spec
+}
+
+pub type Service = Coordinator<AnyCoordinatorStore, AnyLedgerStore, LocalArtifacts>;
+
+/// Where a network keeps its state, so that a coordinator can be stopped and
+/// started again over it.
+pub struct Place {
+    pub dir: tempfile::TempDir,
+    pub database_url: String,
+    pub admin: Identity,
+}
+
+impl Place {
+    /// A fresh place: a SQLite file, or a fresh PostgreSQL schema when
+    /// `DATABASE_URL` is set and `postgres` is asked for.
+    pub async fn new(name: &str, postgres: bool) -> Option<Self> {
+        let dir = tempfile::tempdir().unwrap();
+        let database_url = if postgres {
+            let base = std::env::var("DATABASE_URL").ok()?;
+            let schema = format!("coord_{name}_{}", std::process::id());
+            let admin = sqlx::PgPool::connect(&base).await.unwrap();
+            sqlx::query(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE")).execute(&admin).await.unwrap();
+            sqlx::query(&format!("CREATE SCHEMA {schema}")).execute(&admin).await.unwrap();
+            let sep = if base.contains('?') { '&' } else { '?' };
+            format!("{base}{sep}options=-c%20search_path%3D{schema}")
+        } else {
+            format!("sqlite://{}?mode=rwc", dir.path().join("starling.db").display())
+        };
+        Some(Self { dir, database_url, admin: identity(1_000) })
+    }
+}
+
+/// A running coordinator.
+pub struct Network {
+    pub service: Service,
+    pub addr: SocketAddr,
+    identity: ServerIdentity,
+    endpoint: starling_net::quinn::Endpoint,
+}
+
+impl Network {
+    pub async fn start(place: &Place, join_window: Duration) -> Self {
+        let store = open_any(&place.database_url).await.unwrap();
+        let admin = place.admin.public_key();
+        let ledger = starling_staking::open_any(&place.database_url, admin, Params::default()).await.unwrap();
+        let artifacts = LocalArtifacts::open(place.dir.path().join("artifacts")).await.unwrap();
+        let config = ServiceConfig { join_window, tick: Duration::from_millis(50), ..ServiceConfig::new(admin) };
+        let held_out = mnist().test.subset(&(5_000..7_000).collect::<Vec<_>>());
+        let evaluator = Arc::new(ModelEvaluator::new("mnist", &held_out));
+        let service = Coordinator::start(store, ledger, artifacts, config, Some(evaluator)).await.unwrap();
+        let identity = ServerIdentity::load_or_create(place.dir.path().join("tls")).unwrap();
+        let endpoint = server_endpoint(SocketAddr::from(([127, 0, 0, 1], 0)), &identity, &Limits::default()).unwrap();
+        let addr = endpoint.local_addr().unwrap();
+        let serving = service.clone();
+        let accept = endpoint.clone();
+        tokio::spawn(async move { serving.serve_quic(accept).await });
+        Self { service, addr, identity, endpoint }
+    }
+
+    /// Stops the coordinator as a crash would, as far as clients can tell:
+    /// every connection drops, nothing more is answered or driven.
+    pub fn kill(self) {
+        self.service.shutdown();
+        self.endpoint.close(0u32.into(), b"killed");
+    }
+
+    pub fn transport(&self) -> QuicTransport {
+        let client = client_endpoint(
+            SocketAddr::from(([127, 0, 0, 1], 0)),
+            Trust::Pinned(self.identity.fingerprint()),
+            &Limits::default(),
+        )
+        .unwrap();
+        QuicTransport::new(client, self.addr.to_string())
+    }
+}
+
+pub fn sign<M: Message>(key: &Identity, message: &M) -> Request {
+    Request::sign(key.signing_key(), message, Nonce::generate(&mut rand::rng()), now_ms()).unwrap()
+}
+
+/// Sends a signed request and returns the answer.
+pub async fn call<M: Message>(
+    transport: &QuicTransport,
+    key: &Identity,
+    message: &M,
+) -> Result<ResponseBody, WireError> {
+    transport.call(&sign(key, message)).await.unwrap().into_result()
+}
+
+/// Issues `amount` to `to` and stakes `stake` of it in `role` (lock 0 days).
+pub async fn fund(transport: &QuicTransport, admin: &Identity, to: &Identity, amount: u64, stake: Option<(Role, u64)>) {
+    call(transport, admin, &Issue { to: to.public_key(), amount }).await.unwrap();
+    if let Some((role, amount)) = stake {
+        let body = call(transport, to, &Stake { role, amount, lock_days: 0 }).await.unwrap();
+        assert!(matches!(body, ResponseBody::Bonded { .. }), "{body:?}");
+    }
+}
+
+/// Creates the task over the wire, uploading a seeded initial model.
+pub async fn create_task(transport: &QuicTransport, creator: &Identity, spec: TaskSpec) -> (TaskId, Vec<u8>) {
+    let kind = ModelKind::LogReg;
+    let model = Model::init(kind, 3, &Device::flex()).to_payload().unwrap();
+    let create = CreateTask { spec, initial_model: *model.hash(), initial_model_len: model.len() as u64 };
+    let response = transport.upload(&sign(creator, &create), model.bytes()).await.unwrap();
+    match response.into_result() {
+        Ok(ResponseBody::TaskCreated { task }) => (task, model.into_bytes()),
+        other => panic!("task creation: {other:?}"),
+    }
+}
+
+/// Non-IID training data: the paper's label shards, two per client.
+pub fn shards(train: &Dataset, clients: usize, per_client: usize) -> Vec<Features> {
+    // Shards over the first `clients * per_client` images only, to keep rounds quick.
+    let head = train.subset(&(0..clients * per_client).collect::<Vec<_>>());
+    let labels: Vec<u8> = (0..head.len()).map(|i| head.label(i)).collect();
+    partition::shards(&labels, clients, 2, 7).unwrap().iter().map(|part| Features::new(&head.subset(part))).collect()
+}
+
+pub async fn round(transport: &QuicTransport, task: TaskId) -> Option<RoundInfo> {
+    match transport.call(&Request::Read(ReadRequest::GetRound { task })).await {
+        Ok(Response::Ok(ResponseBody::Round(info))) => Some(info),
+        _ => None,
+    }
+}
+
+/// What an adversarial trainer uploads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Poison {
+    /// A well-formed update whose first value is NaN.
+    NaN,
+    /// Every value 10: a norm far above the task's bound.
+    HugeNorm,
+}
+
+fn poisoned(spec: &TaskSpec, poison: Poison) -> Vec<u8> {
+    let kind = ModelKind::LogReg;
+    let value = match poison {
+        Poison::NaN => 0.0,
+        Poison::HugeNorm => 10.0,
+    };
+    let tensors: Vec<_> = kind
+        .tensor_specs()
+        .iter()
+        .map(|t| {
+            starling_protocol::NamedTensor::new(t.name.clone(), t.shape.clone(), vec![value; t.shape.iter().product()])
+        })
+        .collect();
+    let mut bytes = UpdatePayload::encode_owned(&tensors).unwrap().into_bytes();
+    assert_eq!(spec.model.tensors, kind.tensor_specs());
+    if poison == Poison::NaN {
+        // safetensors: u64 header length, the header, then the data.
+        let header = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+        bytes[8 + header..8 + header + 4].copy_from_slice(&f32::NAN.to_le_bytes());
+    }
+    bytes
+}
+
+/// An adversarial trainer: joins, then uploads `poison` in every round it is
+/// sampled in. Returns each round's answer.
+pub async fn poisoner(
+    transport: QuicTransport,
+    me: Identity,
+    task: TaskId,
+    spec: TaskSpec,
+    poison: Poison,
+) -> Vec<(RoundNumber, Result<ResponseBody, WireError>)> {
+    call(&transport, &me, &starling_protocol::JoinTask { task, role: Role::Trainer }).await.unwrap();
+    let bytes = poisoned(&spec, poison);
+    let mut answers: Vec<(RoundNumber, Result<ResponseBody, WireError>)> = Vec::new();
+    loop {
+        let Some(info) = round(&transport, task).await else {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            continue;
+        };
+        if info.task_finished {
+            return answers;
+        }
+        let done = answers.iter().any(|(r, _)| *r == info.round);
+        if info.phase == RoundPhase::Training && info.is_sampled(&me.public_key()) && !done {
+            let update = SubmitUpdate {
+                task,
+                round: info.round,
+                base_model: info.global_model,
+                update: ContentHash::of(&bytes),
+                update_len: bytes.len() as u64,
+                samples: 600,
+                train_loss: 0.5,
+            };
+            let answer = transport.upload(&sign(&me, &update), &bytes).await.unwrap().into_result();
+            answers.push((info.round, answer));
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// A dishonest validator: joins, then scores every submission it is
+/// assigned with a uniformly random accuracy, without evaluating anything.
+pub async fn random_validator(transport: QuicTransport, me: Identity, task: TaskId, seed: u64) -> usize {
+    call(&transport, &me, &starling_protocol::JoinTask { task, role: Role::Validator }).await.unwrap();
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let mut scored = std::collections::HashSet::new();
+    loop {
+        let Some(info) = round(&transport, task).await else {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            continue;
+        };
+        if info.task_finished {
+            return scored.len();
+        }
+        if info.phase == RoundPhase::Validating {
+            let read = ReadRequest::GetAssignments { task, round: info.round, validator: me.public_key() };
+            if let Ok(Response::Ok(ResponseBody::Assignments(assigned))) = transport.call(&Request::Read(read)).await {
+                for assignment in assigned {
+                    if !scored.insert(assignment.submission) {
+                        continue;
+                    }
+                    let score = SubmitScore {
+                        task,
+                        round: info.round,
+                        submission: assignment.submission,
+                        accuracy: rng.random_range(0.0..1.0),
+                        loss: 1.0,
+                        improvement: 0.0,
+                    };
+                    let answer = call(&transport, &me, &score).await;
+                    assert!(
+                        answer.is_ok() || answer.as_ref().is_err_and(|e| e.code == ErrorCode::WrongPhase),
+                        "{answer:?}"
+                    );
+                }
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
