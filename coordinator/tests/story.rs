@@ -10,43 +10,17 @@ mod support;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use burn::prelude::Device;
 use starling_coordinator::round::PayloadCheck;
 use starling_coordinator::service::Evaluator;
 use starling_coordinator::store::CoordinatorStore;
-use starling_models::train::{Features, Quiet};
+use starling_models::train::Features;
 use starling_net::Identity;
 use starling_protocol::{ErrorCode, PublicKey, Request, Role, RoundNumber, SignedEnvelope, TaskId};
 use starling_staking::{EntryKind, LedgerStore, PageRequest};
-use starling_trainer::{Ended, Shutdown, TrainerClient, TrainerOptions, Transport};
-use starling_validator::{ValidatorClient, ValidatorOptions};
+use starling_trainer::Transport;
 use support::*;
 
 const ROUNDS: u32 = 3;
-
-async fn honest_trainer(net: &Network, me: Identity, task: TaskId, data: Features, seed: u64) {
-    let cache = tempfile::tempdir().unwrap();
-    let options =
-        TrainerOptions { retry: fast(), poll: starling_trainer::Backoff { max_attempts: None, ..fast() }, seed };
-    let client = TrainerClient::new(me, net.transport(), cache.path(), Device::flex(), options).unwrap();
-    let report = client.run_task(task, &data, &mut Quiet, Shutdown::never()).await.unwrap();
-    assert_eq!(report.ended, Ended::TaskFinished);
-    assert_eq!(report.submitted.len(), ROUNDS as usize, "{report:?}");
-}
-
-async fn honest_validator(net: &Network, me: Identity, task: TaskId, data: Features, seed: u64) {
-    let cache = tempfile::tempdir().unwrap();
-    let options = ValidatorOptions {
-        retry: fast(),
-        poll: starling_trainer::Backoff { max_attempts: None, ..fast() },
-        seed,
-        eval_batch: 500,
-    };
-    let client = ValidatorClient::new(me, net.transport(), cache.path(), Device::flex(), options).unwrap();
-    let report = client.run_task(task, &data, &mut Quiet, Shutdown::never()).await.unwrap();
-    assert_eq!(report.ended, Ended::TaskFinished);
-    assert!(!report.scored.is_empty());
-}
 
 /// Replays, in every round after the first, `victim`'s upload of the round
 /// before, exactly as it was signed and sent. Returns the answers.
@@ -109,13 +83,13 @@ async fn story(postgres: bool) {
     let (h0, h1) = (held_out[0].clone(), held_out[1].clone());
     let run = async {
         tokio::join!(
-            honest_trainer(&net, t0, task, d0, 1),
-            honest_trainer(&net, t1, task, d1, 2),
-            honest_trainer(&net, t2, task, d2, 3),
+            honest_trainer(net.transport(), t0, task, d0, 1, ROUNDS),
+            honest_trainer(net.transport(), t1, task, d1, 2, ROUNDS),
+            honest_trainer(net.transport(), t2, task, d2, 3, ROUNDS),
             poisoner(net.transport(), t3, task, spec.clone(), Poison::NaN),
             poisoner(net.transport(), t4, task, spec.clone(), Poison::HugeNorm),
-            honest_validator(&net, v0, task, h0, 4),
-            honest_validator(&net, v1, task, h1, 5),
+            honest_validator(net.transport(), v0, task, h0, 4),
+            honest_validator(net.transport(), v1, task, h1, 5),
             random_validator(net.transport(), v2, task, 6),
             replayer(&net, task, victim),
         )

@@ -17,7 +17,7 @@ use starling_coordinator::artifacts::LocalArtifacts;
 use starling_coordinator::service::{Coordinator, ModelEvaluator, ServiceConfig};
 use starling_coordinator::store::{AnyCoordinatorStore, open_any};
 use starling_models::data::{Dataset, Mnist, Verify, partition};
-use starling_models::train::Features;
+use starling_models::train::{Features, Quiet};
 use starling_models::zoo::{Model, ModelKind};
 use starling_net::{Identity, Limits, ServerIdentity, Trust, client_endpoint, server_endpoint};
 use starling_protocol::{
@@ -26,7 +26,8 @@ use starling_protocol::{
     SubmitScore, SubmitUpdate, TaskId, TaskSpec, UpdatePayload, WireError,
 };
 use starling_staking::{AnyLedgerStore, MICRO_PER_STAR, Params};
-use starling_trainer::{Backoff, QuicTransport, Transport, now_ms};
+use starling_trainer::{Backoff, Ended, QuicTransport, Shutdown, TrainerClient, TrainerOptions, Transport, now_ms};
+use starling_validator::{ValidatorClient, ValidatorOptions};
 
 pub const STAR: u64 = MICRO_PER_STAR;
 
@@ -118,6 +119,12 @@ pub struct Network {
 
 impl Network {
     pub async fn start(place: &Place, join_window: Duration) -> Self {
+        Self::start_at(place, join_window, SocketAddr::from(([127, 0, 0, 1], 0))).await
+    }
+
+    /// Starts a coordinator over `place` listening on `addr` (a restarted
+    /// coordinator takes its predecessor's address, so clients reconnect).
+    pub async fn start_at(place: &Place, join_window: Duration, addr: SocketAddr) -> Self {
         let store = open_any(&place.database_url).await.unwrap();
         let admin = place.admin.public_key();
         let ledger = starling_staking::open_any(&place.database_url, admin, Params::default()).await.unwrap();
@@ -127,7 +134,7 @@ impl Network {
         let evaluator = Arc::new(ModelEvaluator::new("mnist", &held_out));
         let service = Coordinator::start(store, ledger, artifacts, config, Some(evaluator)).await.unwrap();
         let identity = ServerIdentity::load_or_create(place.dir.path().join("tls")).unwrap();
-        let endpoint = server_endpoint(SocketAddr::from(([127, 0, 0, 1], 0)), &identity, &Limits::default()).unwrap();
+        let endpoint = server_endpoint(addr, &identity, &Limits::default()).unwrap();
         let addr = endpoint.local_addr().unwrap();
         let serving = service.clone();
         let accept = endpoint.clone();
@@ -151,6 +158,34 @@ impl Network {
         .unwrap();
         QuicTransport::new(client, self.addr.to_string())
     }
+}
+
+/// An honest trainer: the real client, run until the task ends.
+pub async fn honest_trainer(
+    transport: QuicTransport,
+    me: Identity,
+    task: TaskId,
+    data: Features,
+    seed: u64,
+    rounds: u32,
+) {
+    let cache = tempfile::tempdir().unwrap();
+    let options = TrainerOptions { retry: fast(), poll: Backoff { max_attempts: None, ..fast() }, seed };
+    let client = TrainerClient::new(me, transport, cache.path(), Device::flex(), options).unwrap();
+    let report = client.run_task(task, &data, &mut Quiet, Shutdown::never()).await.unwrap();
+    assert_eq!(report.ended, Ended::TaskFinished);
+    assert_eq!(report.submitted.len(), rounds as usize, "{report:?}");
+}
+
+/// An honest validator: the real client, run until the task ends.
+pub async fn honest_validator(transport: QuicTransport, me: Identity, task: TaskId, data: Features, seed: u64) {
+    let cache = tempfile::tempdir().unwrap();
+    let options =
+        ValidatorOptions { retry: fast(), poll: Backoff { max_attempts: None, ..fast() }, seed, eval_batch: 500 };
+    let client = ValidatorClient::new(me, transport, cache.path(), Device::flex(), options).unwrap();
+    let report = client.run_task(task, &data, &mut Quiet, Shutdown::never()).await.unwrap();
+    assert_eq!(report.ended, Ended::TaskFinished);
+    assert!(!report.scored.is_empty());
 }
 
 pub fn sign<M: Message>(key: &Identity, message: &M) -> Request {
