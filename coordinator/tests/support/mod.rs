@@ -149,6 +149,11 @@ impl Network {
         self.endpoint.close(0u32.into(), b"killed");
     }
 
+    /// The pinned fingerprint of the coordinator's certificate.
+    pub fn fingerprint(&self) -> starling_net::Fingerprint {
+        self.identity.fingerprint()
+    }
+
     pub fn transport(&self) -> QuicTransport {
         let client = client_endpoint(
             SocketAddr::from(([127, 0, 0, 1], 0)),
