@@ -5,13 +5,23 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 mod aggregate;
+mod client;
+mod coordinator;
 mod data;
 mod demo;
 mod device;
 mod keys;
+mod ledger;
+mod participant;
 mod progress;
+mod runtime;
+mod serve_config;
 mod simulate;
+mod task;
 mod tensors;
+mod train;
+mod units;
+mod validate;
 
 /// Starling: federated learning with competitions.
 #[derive(Debug, Parser)]
@@ -23,6 +33,33 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Run a network: `starling coordinator serve`.
+    #[command(subcommand)]
+    Coordinator(coordinator::Command),
+    /// Admin: issue STAR (signed with the coordinator's admin key).
+    #[command(subcommand)]
+    Admin(ledger::AdminCommand),
+    /// Tasks: create one (escrowing its reward pool), show one.
+    #[command(subcommand)]
+    Task(task::Command),
+    /// Train on your data in a task, round after round, until it ends or Ctrl-C.
+    Train(Box<train::Args>),
+    /// Score the submissions assigned to you in a task on held-out data.
+    Validate(Box<validate::Args>),
+    /// Stake STAR as a trainer or validator (optionally locked for more weight).
+    Stake(ledger::StakeArgs),
+    /// Return a stake whose lock has ended, less the 5% unstaking fee.
+    Unstake(ledger::UnbondArgs),
+    /// Stake STAR behind another node and share its rewards.
+    Delegate(ledger::DelegateArgs),
+    /// Return a delegation whose lock has ended, less the 5% unstaking fee.
+    Undelegate(ledger::UnbondArgs),
+    /// Set the commission you keep of rewards before sharing with your delegators.
+    Commission(ledger::CommissionArgs),
+    /// Send free STAR to another key.
+    Transfer(ledger::TransferArgs),
+    /// Show a key's free, staked and delegated STAR and its bonds.
+    Balance(ledger::BalanceArgs),
     /// Aggregate model updates stored as safetensors files with any rule.
     Aggregate(aggregate::Args),
     /// Datasets: download MNIST, check a data directory.
@@ -39,6 +76,18 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
+        Command::Coordinator(cmd) => coordinator::run(cmd),
+        Command::Admin(cmd) => ledger::admin(cmd),
+        Command::Task(cmd) => task::run(cmd),
+        Command::Train(args) => train::run(*args),
+        Command::Validate(args) => validate::run(*args),
+        Command::Stake(args) => ledger::stake(args),
+        Command::Unstake(args) => ledger::unstake(args),
+        Command::Delegate(args) => ledger::delegate(args),
+        Command::Undelegate(args) => ledger::undelegate(args),
+        Command::Commission(args) => ledger::commission(args),
+        Command::Transfer(args) => ledger::transfer(args),
+        Command::Balance(args) => ledger::balance(args),
         Command::Aggregate(args) => aggregate::run(args),
         Command::Data(cmd) => data::run(cmd),
         Command::Keys(cmd) => keys::run(cmd),

@@ -8,7 +8,7 @@
 //! whose entries changed, so a blob under its name is always whole and
 //! survives a crash once committed.
 
-use std::io;
+use std::io::{self, Write as _};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -115,16 +115,29 @@ impl ArtifactStore for LocalArtifacts {
     }
 
     async fn put(&self, hash: ContentHash, bytes: &[u8]) -> Result<Stored, ArtifactError> {
+        // The whole blob is in memory: hash it once, then write, sync and
+        // rename it in one blocking call, instead of the streaming path's
+        // chunked hops through the blocking pool.
         let actual = ContentHash::of(bytes);
         if actual != hash {
             return Err(ArtifactError::HashMismatch { expected: hash, actual });
         }
-        if self.contains(hash).await? {
+        let destination = self.path(&hash);
+        if tokio::fs::try_exists(&destination).await.map_err(ArtifactError::io("inspecting", &destination))? {
             return Ok(Stored::AlreadyPresent);
         }
-        let mut upload = self.begin(hash, bytes.len() as u64).await?;
-        upload.write(bytes).await?;
-        upload.commit().await
+        let (root, bytes) = (self.root.clone(), bytes.to_vec());
+        blocking(move || {
+            let tmp = root.join(TMP);
+            let mut named = tempfile::Builder::new()
+                .prefix(".upload-")
+                .tempfile_in(&tmp)
+                .map_err(ArtifactError::io("creating a temporary file in", &tmp))?;
+            named.write_all(&bytes).map_err(ArtifactError::io("writing", named.path().to_path_buf()))?;
+            named.as_file().sync_all().map_err(ArtifactError::io("syncing", named.path().to_path_buf()))?;
+            publish(&root, named.into_temp_path(), &destination)
+        })
+        .await
     }
 
     async fn get(&self, hash: ContentHash) -> Result<Vec<u8>, ArtifactError> {
@@ -245,16 +258,7 @@ impl ArtifactUpload for LocalUpload {
         blocking(move || {
             file.sync_all().map_err(ArtifactError::io("syncing", temp.to_path_buf()))?;
             drop(file);
-            // `ab/cd/`, `ab/` and the root: every directory whose entries
-            // may change.
-            let shard = destination.parent().expect("blob paths have a shard directory").to_path_buf();
-            let parent = shard.parent().expect("shard directories have a parent").to_path_buf();
-            std::fs::create_dir_all(&shard).map_err(ArtifactError::io("creating", &shard))?;
-            temp.persist(&destination).map_err(|e| ArtifactError::io("renaming into", &destination)(e.error))?;
-            for dir in [shard.as_path(), parent.as_path(), root.as_path()] {
-                sync_dir(dir)?;
-            }
-            Ok(Stored::Written)
+            publish(&root, temp, &destination)
         })
         .await
     }
@@ -262,6 +266,25 @@ impl ArtifactUpload for LocalUpload {
     async fn abort(mut self) {
         self.discard().await;
     }
+}
+
+/// Renames a synced temporary file to its blob path and makes the rename
+/// durable: syncs the shard directory `ab/cd/` whose entries changed, and
+/// `ab/` and the root too when this call created the directories below them.
+fn publish(root: &Path, temp: TempPath, destination: &Path) -> Result<Stored, ArtifactError> {
+    let shard = destination.parent().expect("blob paths have a shard directory");
+    let parent = shard.parent().expect("shard directories have a parent");
+    let (parent_existed, shard_existed) = (parent.is_dir(), shard.is_dir());
+    std::fs::create_dir_all(shard).map_err(ArtifactError::io("creating", shard))?;
+    temp.persist(destination).map_err(|e| ArtifactError::io("renaming into", destination)(e.error))?;
+    sync_dir(shard)?;
+    if !shard_existed {
+        sync_dir(parent)?;
+    }
+    if !parent_existed {
+        sync_dir(root)?;
+    }
+    Ok(Stored::Written)
 }
 
 /// Makes `dir`'s entries durable.

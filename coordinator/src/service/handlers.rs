@@ -178,7 +178,7 @@ where
 
     /// Checks a signed envelope: signature, version, freshness and nonce
     /// (a replay is refused), then the message's own field rules.
-    pub(crate) fn verify(&self, envelope: &SignedEnvelope) -> Result<Verified<SignedRequest>, WireError> {
+    pub(crate) fn verify_uncounted(&self, envelope: &SignedEnvelope) -> Result<Verified<SignedRequest>, WireError> {
         let verified = {
             let mut verifier = self.inner.verifier.lock().expect("verifier lock");
             SignedRequest::verify(&mut verifier, envelope, now().get()).map_err(|e| WireError::from_error(&e))?
@@ -189,7 +189,7 @@ where
 
     /// Whether an upload may be sent, before its bytes are read: the task,
     /// round, phase, sampling, duplicates and base model for an update.
-    pub(crate) async fn precheck(&self, verified: &Verified<SignedRequest>) -> Result<(), WireError> {
+    pub(crate) async fn precheck_uncounted(&self, verified: &Verified<SignedRequest>) -> Result<(), WireError> {
         match &verified.message {
             SignedRequest::SubmitUpdate(update) => {
                 let slot = self.running(update.task).await?;
@@ -216,7 +216,7 @@ where
 
     /// Carries out a verified request (prechecked, with its blob received
     /// and hash-checked if it is an upload).
-    pub(crate) async fn execute(
+    pub(crate) async fn execute_uncounted(
         &self,
         verified: Verified<SignedRequest>,
         envelope: &SignedEnvelope,
@@ -422,6 +422,7 @@ where
             .await
             .map_err(|e| transition_error(&e))?;
         slot.wake.notify_one();
+        self.inner.metrics.submission(checked.is_ok());
         match checked {
             Ok(()) => Ok(ResponseBody::UpdateAccepted { submission }),
             Err(error) => Err(WireError::new(
@@ -454,11 +455,12 @@ where
             .await
             .map_err(|e| transition_error(&e))?;
         slot.wake.notify_one();
+        self.inner.metrics.score();
         Ok(ResponseBody::Ack)
     }
 
     /// Answers an unsigned read.
-    pub async fn read(&self, read: ReadRequest) -> Result<ResponseBody, WireError> {
+    pub(crate) async fn read_uncounted(&self, read: ReadRequest) -> Result<ResponseBody, WireError> {
         match read {
             ReadRequest::GetTask { task } => {
                 let record = self

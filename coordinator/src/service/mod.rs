@@ -19,7 +19,9 @@
 
 mod evaluate;
 mod handlers;
+mod metrics;
 mod quic;
+mod read_model;
 mod tasks;
 
 use std::collections::BTreeMap;
@@ -126,6 +128,7 @@ pub(crate) struct Inner<S, L, A> {
     pub(crate) verifier: Mutex<Verifier>,
     pub(crate) tasks: RwLock<BTreeMap<TaskId, Arc<TaskSlot>>>,
     pub(crate) shutdown: watch::Sender<bool>,
+    pub(crate) metrics: metrics::Metrics,
 }
 
 impl<S, L, A> Coordinator<S, L, A>
@@ -158,6 +161,7 @@ where
                 verifier: Mutex::new(verifier),
                 tasks: RwLock::new(BTreeMap::new()),
                 shutdown: watch::channel(false).0,
+                metrics: metrics::Metrics::default(),
             }),
         };
         for task in coordinator.inner.store.unfinished_tasks().await? {

@@ -253,6 +253,7 @@ where
                         let next = self.settle(slot, round, report, global_model).await?;
                         let event = Event::SettlementCommitted { round, next: Some(next) };
                         self.log_actions(slot, self.transition(slot, now(), event, None).await?);
+                        self.inner.metrics.round_settled();
                         progressed = true;
                     }
                     Action::FinishTask { .. } => return Ok(true),
@@ -265,14 +266,30 @@ where
         }
     }
 
+    /// Opens a task's first round now, without waiting for the rest of its
+    /// join window, if it has eligible participants; returns whether it runs.
+    pub async fn start_now(&self, task: TaskId) -> bool {
+        let Some(slot) = self.slot(task) else { return false };
+        if slot.runtime.lock().await.machine.is_started() {
+            return true;
+        }
+        let started = self.open_first_round(&slot).await.unwrap_or(false);
+        slot.wake.notify_one();
+        started
+    }
+
     /// Opens the task's first round once its join window has passed and it
     /// has eligible participants; returns whether it is running.
     async fn try_start(&self, slot: &TaskSlot) -> Result<bool, DriverError> {
-        let now = now();
         let window = u64::try_from(self.inner.config.join_window.as_millis()).unwrap_or(u64::MAX);
-        if now.get() < slot.record.created_at.get().saturating_add(window) {
+        if now().get() < slot.record.created_at.get().saturating_add(window) {
             return Ok(false);
         }
+        self.open_first_round(slot).await
+    }
+
+    async fn open_first_round(&self, slot: &TaskSlot) -> Result<bool, DriverError> {
+        let now = now();
         let participants = self.participants(slot.record.id).await?;
         let event = Event::TaskStarted { initial_model: slot.record.initial_model, participants };
         match self.transition(slot, now, event, None).await {

@@ -43,7 +43,7 @@ mod tests {
             coordinator.run(&pool).await.unwrap();
             let versions: Vec<(i64,)> =
                 sqlx::query_as("SELECT version FROM _sqlx_migrations ORDER BY version").fetch_all(&pool).await.unwrap();
-            assert_eq!(versions, [(1,), (2,), (100,)]);
+            assert_eq!(versions, [(1,), (2,), (100,), (101,)]);
         }
     }
 

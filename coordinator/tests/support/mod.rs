@@ -87,6 +87,10 @@ pub struct Place {
     pub dir: tempfile::TempDir,
     pub database_url: String,
     pub admin: Identity,
+    /// Signed envelopes one key may send within the replay window (the
+    /// protocol's default if `None`): the scale benchmark's admin funds a
+    /// thousand keys.
+    pub per_signer: Option<usize>,
 }
 
 impl Place {
@@ -105,7 +109,7 @@ impl Place {
         } else {
             format!("sqlite://{}?mode=rwc", dir.path().join("starling.db").display())
         };
-        Some(Self { dir, database_url, admin: identity(1_000) })
+        Some(Self { dir, database_url, admin: identity(1_000), per_signer: None })
     }
 }
 
@@ -129,7 +133,11 @@ impl Network {
         let admin = place.admin.public_key();
         let ledger = starling_staking::open_any(&place.database_url, admin, Params::default()).await.unwrap();
         let artifacts = LocalArtifacts::open(place.dir.path().join("artifacts")).await.unwrap();
-        let config = ServiceConfig { join_window, tick: Duration::from_millis(50), ..ServiceConfig::new(admin) };
+        let mut config = ServiceConfig { join_window, tick: Duration::from_millis(50), ..ServiceConfig::new(admin) };
+        if let Some(n) = place.per_signer {
+            config.replay.max_entries_per_signer = n;
+            config.replay.max_entries = config.replay.max_entries.max(4 * n);
+        }
         let held_out = mnist().test.subset(&(5_000..7_000).collect::<Vec<_>>());
         let evaluator = Arc::new(ModelEvaluator::new("mnist", &held_out));
         let service = Coordinator::start(store, ledger, artifacts, config, Some(evaluator)).await.unwrap();
@@ -217,7 +225,16 @@ pub async fn fund(transport: &QuicTransport, admin: &Identity, to: &Identity, am
 
 /// Creates the task over the wire, uploading a seeded initial model.
 pub async fn create_task(transport: &QuicTransport, creator: &Identity, spec: TaskSpec) -> (TaskId, Vec<u8>) {
-    let kind = ModelKind::LogReg;
+    create_task_with(transport, creator, spec, ModelKind::LogReg).await
+}
+
+/// Creates a task for a zoo model `kind` (which must be the spec's).
+pub async fn create_task_with(
+    transport: &QuicTransport,
+    creator: &Identity,
+    spec: TaskSpec,
+    kind: ModelKind,
+) -> (TaskId, Vec<u8>) {
     let model = Model::init(kind, 3, &Device::flex()).to_payload().unwrap();
     let create = CreateTask { spec, initial_model: *model.hash(), initial_model_len: model.len() as u64 };
     let response = transport.upload(&sign(creator, &create), model.bytes()).await.unwrap();

@@ -100,6 +100,9 @@ macro_rules! signed_requests {
         /// Every signed request, opened: what a [`Request::Signed`] envelope
         /// holds once its kind is known and its signature checked.
         #[derive(Debug, Clone, PartialEq)]
+        // `CreateTask` carries a whole `TaskSpec`; requests are decoded one
+        // at a time and moved rarely, so boxing it would buy nothing.
+        #[allow(clippy::large_enum_variant)]
         pub enum SignedRequest {
             $(
                 #[doc = concat!("A [`", stringify!($name), "`].")]

@@ -31,6 +31,7 @@ impl PostgresStore {
 super::transact::ledger_store!(
     PostgresStore,
     sqlx::Postgres,
+    begin = "BEGIN",
     lock = " FOR UPDATE",
     next_bond = "SELECT nextval('bond_ids')"
 );

@@ -38,6 +38,11 @@ impl SqliteStore {
 super::transact::ledger_store!(
     SqliteStore,
     sqlx::Sqlite,
+    // Take the write lock up front: a deferred transaction that reads, then
+    // finds another connection (the coordinator's, on the same file) has
+    // committed, cannot upgrade and fails at once; an immediate one waits
+    // for the lock under the busy timeout instead.
+    begin = "BEGIN IMMEDIATE",
     lock = "",
     next_bond = "UPDATE bond_ids SET next = next + 1 RETURNING next - 1"
 );

@@ -6,11 +6,17 @@
 
 /// Whether a database error is a conflict that a fresh attempt resolves: a
 /// unique violation (a concurrent retry of the same idempotency key or
-/// settlement won the race), a serialization failure or a deadlock.
+/// settlement won the race), a serialization failure or a deadlock
+/// (PostgreSQL), or SQLite's `SQLITE_BUSY` family. The last happens when
+/// another connection to the same file (the coordinator shares the ledger's
+/// database) commits between this transaction's first read and its first
+/// write: SQLite cannot upgrade the stale read snapshot and fails at once
+/// instead of waiting, so the transaction must start again.
 pub(crate) fn is_retryable(error: &sqlx::Error) -> bool {
     match error {
         sqlx::Error::Database(db) => {
-            db.is_unique_violation() || matches!(db.code().as_deref(), Some("40001" | "40P01"))
+            db.is_unique_violation()
+                || matches!(db.code().as_deref(), Some("40001" | "40P01" | "5" | "6" | "261" | "262" | "517"))
         }
         _ => false,
     }
@@ -27,7 +33,7 @@ pub(crate) const ENTRY_ROWS_PER_INSERT: usize = 1_000;
 pub(crate) const CREDIT_ROWS_PER_INSERT: usize = 4_000;
 
 macro_rules! ledger_store {
-    ($store:ident, $db:ty, lock = $lock:literal, next_bond = $next_bond:literal) => {
+    ($store:ident, $db:ty, begin = $begin:literal, lock = $lock:literal, next_bond = $next_bond:literal) => {
         impl $store {
             async fn apply_once(
                 &self,
@@ -38,7 +44,7 @@ macro_rules! ledger_store {
             ) -> Result<$crate::Outcome, $crate::StoreError> {
                 use $crate::store::rows::*;
                 use $crate::{AccountRef, Outcome, StoreError};
-                let mut tx = self.pool.begin().await?;
+                let mut tx = self.pool.begin_with($begin).await?;
 
                 let previous = sqlx::query_as::<_, (String, Option<i64>, i64, i64)>(
                     "SELECT request, bond_id, rewarded, slashed FROM operations WHERE idempotency_key = $1",

@@ -1,0 +1,438 @@
+//! The network commands against a real `starling coordinator serve` child
+//! process on loopback: config layering, the admin and ledger commands,
+//! refusals as people read them, and one whole task trained and validated
+//! by `starling train` and `starling validate`.
+
+use std::io::{BufRead, BufReader, Read};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+/// `starling` with a private HOME and none of the caller's STARLING_* settings.
+fn starling(home: &Path) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_starling"));
+    for (name, _) in std::env::vars_os() {
+        if name.to_string_lossy().starts_with("STARLING_") || name == "XDG_CONFIG_HOME" || name == "XDG_DATA_HOME" {
+            command.env_remove(name);
+        }
+    }
+    command.env("HOME", home).env("XDG_CACHE_HOME", home.join("cache")).env("NO_COLOR", "1");
+    command
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+fn ok(output: Output) -> String {
+    assert!(output.status.success(), "failed:\nstdout: {}\nstderr: {}", text(&output.stdout), text(&output.stderr));
+    text(&output.stdout)
+}
+
+fn failed(output: Output) -> String {
+    assert!(!output.status.success(), "succeeded unexpectedly:\nstdout: {}", text(&output.stdout));
+    text(&output.stderr)
+}
+
+fn mnist_dir() -> PathBuf {
+    std::env::var_os("STARLING_DATA")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/datasets/mnist"))
+}
+
+/// A scratch place with identities in it.
+struct Place {
+    dir: tempfile::TempDir,
+}
+
+impl Place {
+    fn new() -> Self {
+        Self { dir: tempfile::tempdir().unwrap() }
+    }
+
+    fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Creates the identity `name` and returns its public key.
+    fn key(&self, name: &str) -> String {
+        let path = self.key_path(name);
+        ok(starling(self.path()).args(["keys", "new", "--key", path.to_str().unwrap()]).output().unwrap())
+            .trim()
+            .to_owned()
+    }
+
+    fn key_path(&self, name: &str) -> PathBuf {
+        self.path().join(format!("{name}.key"))
+    }
+}
+
+/// A running `starling coordinator serve`, stopped when dropped.
+struct Server {
+    child: Child,
+    quic: String,
+    fingerprint: String,
+    stdout: mpsc::Receiver<String>,
+    stderr: std::thread::JoinHandle<String>,
+}
+
+impl Server {
+    fn start(place: &Place, admin: &str, extra: &[&str]) -> Self {
+        let data = place.path().join("coordinator");
+        let mut child = starling(place.path())
+            .args(["coordinator", "serve", "--data-dir", data.to_str().unwrap(), "--admin-key", admin])
+            .args(["--quic-addr", "127.0.0.1:0", "--http-addr", "off", "--join-window-secs", "1", "--tick-ms", "50"])
+            .args(extra)
+            .env("STARLING_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let (send, lines) = mpsc::channel();
+        let stdout = child.stdout.take().unwrap();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if send.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut stderr = child.stderr.take().unwrap();
+        let stderr = std::thread::spawn(move || {
+            let mut all = String::new();
+            let _ = stderr.read_to_string(&mut all);
+            all
+        });
+        let (mut quic, mut fingerprint) = (None, None);
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while Instant::now() < deadline {
+            let Ok(line) = lines.recv_timeout(Duration::from_millis(200)) else {
+                if let Some(status) = child.try_wait().unwrap() {
+                    panic!("the coordinator exited ({status}): {}", stderr.join().unwrap());
+                }
+                continue;
+            };
+            if let Some(addr) = line.strip_prefix("quic: ") {
+                quic = Some(addr.to_owned());
+            } else if let Some(hex) = line.strip_prefix("fingerprint: ") {
+                fingerprint = Some(hex.to_owned());
+            } else if line.starts_with("ready:") {
+                break;
+            }
+        }
+        let (Some(quic), Some(fingerprint)) = (quic, fingerprint) else { panic!("the coordinator did not start") };
+        Self { child, quic, fingerprint, stdout: lines, stderr }
+    }
+
+    /// `starling ARGS --coordinator … --fingerprint … --key KEY`.
+    fn client(&self, place: &Place, key: &str, args: &[&str]) -> Command {
+        let mut command = starling(place.path());
+        command.args(args).args(["--coordinator", &self.quic, "--fingerprint", &self.fingerprint]);
+        command.args(["--key", place.key_path(key).to_str().unwrap()]);
+        command
+    }
+
+    fn run(&self, place: &Place, key: &str, args: &[&str]) -> Output {
+        self.client(place, key, args).output().unwrap()
+    }
+
+    /// Ctrl-C, then the rest of stdout and all of stderr once it has exited.
+    fn interrupt(mut self) -> (bool, String, String) {
+        let killed = Command::new("kill").args(["-INT", &self.child.id().to_string()]).status().unwrap();
+        assert!(killed.success());
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let status = loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                break status;
+            }
+            assert!(Instant::now() < deadline, "the coordinator ignored Ctrl-C");
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        let rest: Vec<String> = self.stdout.try_iter().collect();
+        let stderr = std::mem::replace(&mut self.stderr, std::thread::spawn(String::new)).join().unwrap();
+        (status.success(), rest.join("\n"), stderr)
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The line of `output` that starts with `prefix`, without it.
+fn line<'a>(output: &'a str, prefix: &str) -> &'a str {
+    output.lines().find_map(|l| l.strip_prefix(prefix)).unwrap_or_else(|| panic!("no `{prefix}` in:\n{output}")).trim()
+}
+
+#[test]
+fn print_config_layers_file_then_environment_then_flags() {
+    let place = Place::new();
+    let file = place.path().join("coordinator.toml");
+    std::fs::write(
+        &file,
+        "quic_addr = \"127.0.0.1:1001\"\nhttp_addr = \"127.0.0.1:2001\"\njoin_window_secs = 11\ntick_ms = 31\n\
+         database_url = \"postgres://starling:hunter2@db.internal:5432/starling\"\n",
+    )
+    .unwrap();
+    let printed = ok(starling(place.path())
+        .args(["coordinator", "serve", "--print-config", "--config", file.to_str().unwrap()])
+        .args(["--quic-addr", "127.0.0.1:1003"])
+        .env("STARLING_QUIC_ADDR", "127.0.0.1:1002")
+        .env("STARLING_HTTP_ADDR", "127.0.0.1:2002")
+        .env("STARLING_JOIN_WINDOW_SECS", "12")
+        .output()
+        .unwrap());
+    // Flag over environment over file over default, each saying where it came from.
+    assert!(printed.contains("quic_addr = \"127.0.0.1:1003\"  # flag --quic-addr\n"), "{printed}");
+    assert!(printed.contains("http_addr = \"127.0.0.1:2002\"  # env STARLING_HTTP_ADDR\n"), "{printed}");
+    assert!(printed.contains("join_window_secs = 12  # env STARLING_JOIN_WINDOW_SECS\n"), "{printed}");
+    assert!(printed.contains("tick_ms = 31  # file\n"), "{printed}");
+    let home = place.path().join(".local/share/starling");
+    assert!(printed.contains(&format!("data_dir = \"{}\"  # default\n", home.display())), "{printed}");
+    assert!(
+        printed.contains(&format!("store_url = \"{}\"  # default\n", home.join("artifacts").display())),
+        "{printed}"
+    );
+    assert!(printed.contains("# admin_key = (not set: required to serve)"), "{printed}");
+    // No secrets.
+    assert!(!printed.contains("hunter2"), "{printed}");
+    assert!(printed.contains("postgres://starling:***@db.internal:5432/starling"), "{printed}");
+
+    // What it printed is a config file that gives the same configuration.
+    let again = place.path().join("again.toml");
+    std::fs::write(&again, printed.replace("hunter2", "").replace("***", "x")).unwrap();
+    let reprinted = ok(starling(place.path())
+        .args(["coordinator", "serve", "--print-config", "--config"])
+        .arg(&again)
+        .output()
+        .unwrap());
+    assert!(reprinted.contains("quic_addr = \"127.0.0.1:1003\"  # file\n"), "{reprinted}");
+
+    // STARLING_HOME moves every default.
+    let moved = ok(starling(place.path())
+        .args(["coordinator", "serve", "--print-config"])
+        .env("STARLING_HOME", "/srv/starling")
+        .output()
+        .unwrap());
+    assert!(moved.contains("database_url = \"sqlite:///srv/starling/starling.db?mode=rwc\"  # default\n"), "{moved}");
+
+    // Mistakes are named.
+    std::fs::write(&file, "quic_port = 7700\n").unwrap();
+    let err = failed(
+        starling(place.path())
+            .args(["coordinator", "serve", "--print-config", "--config"])
+            .arg(&file)
+            .output()
+            .unwrap(),
+    );
+    assert!(err.contains("quic_port"), "{err}");
+    let err = failed(
+        starling(place.path()).args(["coordinator", "serve", "--store-url", "s3://models/starling"]).output().unwrap(),
+    );
+    assert!(err.contains("not built into this binary"), "{err}");
+    let err =
+        failed(starling(place.path()).args(["coordinator", "serve", "--quic-addr", "127.0.0.1:0"]).output().unwrap());
+    assert!(err.contains("--admin-key"), "{err}");
+}
+
+#[test]
+fn bad_key_files_are_refused_before_anything_is_sent() {
+    let place = Place::new();
+    let target = ["--coordinator", "127.0.0.1:9", "--fingerprint", &"ab".repeat(32)];
+    let garbage = place.path().join("garbage.key");
+    std::fs::write(&garbage, "not a key\n").unwrap();
+    std::fs::set_permissions(&garbage, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let err = failed(starling(place.path()).args(["balance", "--key"]).arg(&garbage).args(target).output().unwrap());
+    assert!(err.contains("is not a Starling identity file"), "{err}");
+
+    place.key("open");
+    std::fs::set_permissions(place.key_path("open"), std::fs::Permissions::from_mode(0o644)).unwrap();
+    let err = failed(
+        starling(place.path())
+            .args(["stake", "--role", "trainer", "--amount", "1", "--key"])
+            .arg(place.key_path("open"))
+            .args(target)
+            .output()
+            .unwrap(),
+    );
+    assert!(err.contains("chmod 600"), "{err}");
+
+    let err = failed(starling(place.path()).args(["balance"]).args(target).output().unwrap());
+    assert!(err.contains("starling keys new"), "{err}");
+
+    // Amounts are STAR with at most six decimals, checked before anything is signed.
+    place.key("me");
+    let err = failed(
+        starling(place.path())
+            .args(["stake", "--role", "trainer", "--amount", "0.0000001", "--key"])
+            .arg(place.key_path("me"))
+            .args(target)
+            .output()
+            .unwrap(),
+    );
+    assert!(err.contains("more than 6 decimals"), "{err}");
+}
+
+#[test]
+fn ledger_commands_against_a_running_coordinator() {
+    let place = Place::new();
+    let admin = place.key("admin");
+    let alice = place.key("alice");
+    let server = Server::start(&place, &admin, &[]);
+
+    let issued = ok(server.run(&place, "admin", &["admin", "issue", "--to", &alice, "--amount", "100.5"]));
+    assert_eq!(issued.trim(), format!("issued 100.500000 STAR to {alice}"));
+    let balance = ok(server.run(&place, "alice", &["balance"]));
+    assert_eq!(line(&balance, "account"), alice);
+    assert_eq!(line(&balance, "free"), "100.500000 STAR");
+    assert_eq!(line(&balance, "staked"), "0.000000 STAR");
+
+    // Only the admin key issues.
+    let err = failed(server.run(&place, "alice", &["admin", "issue", "--to", &alice, "--amount", "1"]));
+    assert!(err.contains("issue refused by the coordinator [unauthorized]"), "{err}");
+
+    let staked =
+        ok(server.run(&place, "alice", &["stake", "--role", "trainer", "--amount", "10.25", "--lock-days", "30"]));
+    let bond = line(&staked, "bond").split(':').next().unwrap().to_owned();
+    assert!(staked.contains("10.250000 STAR staked as trainer, locked 30 days"), "{staked}");
+    let balance = ok(server.run(&place, "alice", &["balance"]));
+    assert_eq!(line(&balance, "free"), "90.250000 STAR");
+    assert_eq!(line(&balance, "staked"), "10.250000 STAR");
+    assert!(balance.contains(&format!("bond {bond}: 10.250000 STAR staked as trainer, locked 30 days, unlocks in")));
+    let json: serde_json::Value =
+        serde_json::from_str(&ok(server.run(&place, "admin", &["balance", "--of", &alice, "--json"]))).unwrap();
+    assert_eq!(json["free"], 90_250_000);
+    assert_eq!(json["staked"], 10_250_000);
+
+    // Unstaking before the lock ends is refused, and says when it ends.
+    let err = failed(server.run(&place, "alice", &["unstake", "--bond", &bond]));
+    assert!(err.contains(&format!("bond {bond} is still locked: it unlocks in 30 d 0 h")), "{err}");
+    assert!(err.contains("unstake refused by the coordinator [locked]"), "{err}");
+    let err = failed(server.run(&place, "alice", &["unstake", "--bond", "999"]));
+    assert!(err.contains("[unknown_bond]"), "{err}");
+
+    // A stake with no lock-up comes back at once, less the 5% fee.
+    let staked = ok(server.run(&place, "alice", &["stake", "--role", "validator", "--amount", "20"]));
+    let free_bond = line(&staked, "bond").split(':').next().unwrap().to_owned();
+    let unstaked = ok(server.run(&place, "alice", &["unstake", "--bond", &free_bond]));
+    assert_eq!(
+        unstaked.trim(),
+        format!("bond {free_bond} returned: 19.000000 STAR to your free balance (1.000000 STAR fee)")
+    );
+
+    let sent = ok(server.run(&place, "alice", &["transfer", "--to", &admin, "--amount", "0.000001"]));
+    assert_eq!(sent.trim(), format!("sent 0.000001 STAR to {admin}"));
+    let err = failed(server.run(&place, "alice", &["transfer", "--to", &admin, "--amount", "1000"]));
+    assert!(err.contains("[insufficient_balance]"), "{err}");
+    ok(server.run(&place, "alice", &["commission", "--role", "trainer", "12.5%"]));
+    let balance = ok(server.run(&place, "alice", &["balance"]));
+    assert_eq!(line(&balance, "free"), format!("{} STAR", "89.249999"));
+
+    // Without --fingerprint the first certificate is trusted and remembered, then held to.
+    let known_hosts = place.path().join("known_hosts");
+    let tofu = |place: &Place| {
+        starling(place.path())
+            .args(["balance", "--of", &alice, "--coordinator", &server.quic, "--known-hosts"])
+            .arg(&known_hosts)
+            .output()
+            .unwrap()
+    };
+    let first = tofu(&place);
+    assert!(text(&first.stderr).contains(&format!("trusting its certificate {}", server.fingerprint)));
+    assert_eq!(line(&ok(first), "free"), "89.249999 STAR");
+    let second = tofu(&place);
+    assert!(!text(&second.stderr).contains("trusting"), "{}", text(&second.stderr));
+    ok(second);
+    assert!(std::fs::read_to_string(&known_hosts).unwrap().contains(&server.fingerprint));
+    let err = failed(
+        starling(place.path())
+            .args(["balance", "--of", &alice, "--coordinator", &server.quic, "--fingerprint", &"00".repeat(32)])
+            .output()
+            .unwrap(),
+    );
+    assert!(err.contains("balance: no answer from the coordinator"), "{err}");
+
+    // Ctrl-C stops it cleanly.
+    let (clean, stdout, stderr) = server.interrupt();
+    assert!(clean, "{stderr}");
+    assert!(stdout.ends_with("stopped"), "{stdout}\n{stderr}");
+}
+
+#[test]
+fn a_one_round_task_is_trained_and_validated_end_to_end() {
+    let mnist = mnist_dir();
+    let place = Place::new();
+    let admin = place.key("admin");
+    let trainer = place.key("trainer");
+    let validator = place.key("validator");
+    let server = Server::start(&place, &admin, &[]);
+    for (who, key) in [("trainer", &trainer), ("validator", &validator), ("admin", &admin)] {
+        ok(server.run(&place, "admin", &["admin", "issue", "--to", key, "--amount", "50"]));
+        if who != "admin" {
+            ok(server.run(&place, who, &["stake", "--role", who, "--amount", "20"]));
+        }
+    }
+    let task_args = [
+        "task",
+        "create",
+        "--model",
+        "logreg",
+        "--rounds",
+        "1",
+        "--lr",
+        "0.05",
+        "--reward-pool",
+        "10",
+        "--training-secs",
+        "300",
+        "--validation-secs",
+        "300",
+    ];
+    let created = server.run(&place, "admin", &task_args);
+    assert!(text(&created.stderr).contains("reward pool 10.000000 STAR escrowed"), "{}", text(&created.stderr));
+    let task = ok(created).trim().to_owned();
+    let balance = ok(server.run(&place, "admin", &["balance"]));
+    assert_eq!(line(&balance, "free"), "40.000000 STAR");
+
+    let participate = |who: &str, samples: &str| {
+        let cache = place.path().join(format!("{who}-cache"));
+        server
+            .client(&place, who, &[if who == "trainer" { "train" } else { "validate" }, "--task", &task])
+            .args(["--samples", samples, "--max-poll-secs", "0.2", "--retries", "5", "--seed", "7"])
+            .arg("--data")
+            .arg(&mnist)
+            .arg("--cache")
+            .arg(cache)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let training = participate("trainer", "600");
+    let validating = participate("validator", "1000");
+    let trained = training.wait_with_output().unwrap();
+    let validated = validating.wait_with_output().unwrap();
+    let trained = ok(trained);
+    let validated = ok(validated);
+    assert!(trained.contains("round 0: update "), "{trained}");
+    assert!(trained.contains(&format!("task {task} finished: 1 update(s) accepted")), "{trained}");
+    assert!(validated.contains("round 0: submission "), "{validated}");
+    assert!(validated.contains(&format!("task {task} finished: 1 score(s) accepted")), "{validated}");
+
+    // The round paid out the whole pool: trainers and validators got it all.
+    let json = |key: &str| -> serde_json::Value {
+        serde_json::from_str(&ok(server.run(&place, "admin", &["balance", "--of", key, "--json"]))).unwrap()
+    };
+    let paid = |v: &serde_json::Value| v["free"].as_u64().unwrap() + v["staked"].as_u64().unwrap();
+    let (t, v) = (json(&trainer), json(&validator));
+    assert!(paid(&t) > 50_000_000 && paid(&v) > 50_000_000, "{t}\n{v}");
+    assert_eq!(paid(&t) + paid(&v), 110_000_000, "{t}\n{v}");
+
+    let shown = ok(server.run(&place, "admin", &["task", "show", "--task", &task]));
+    assert!(shown.contains("task finished"), "{shown}");
+}
