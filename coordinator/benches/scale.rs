@@ -125,11 +125,9 @@ async fn run(trainers: usize) {
         scores.spawn(async move {
             let t = net.transport();
             let assigned = loop {
-                let read = ReadRequest::GetAssignments { task, round: RoundNumber::FIRST, validator: key.public_key() };
-                if let Ok(Response::Ok(ResponseBody::Assignments(a))) = t.call(&Request::Read(read)).await
-                    && !a.is_empty()
-                {
-                    break a;
+                let assigned = assignments(&t, task, RoundNumber::FIRST, &key.public_key()).await;
+                if !assigned.is_empty() {
+                    break assigned;
                 }
                 tokio::time::sleep(Duration::from_millis(5)).await;
             };

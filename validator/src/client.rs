@@ -230,17 +230,39 @@ impl<T: Transport> ValidatorClient<T> {
         }
     }
 
+    /// Every assignment of `round`, page by page.
     async fn assignments(
         &self,
         round: &RoundInfo,
         shutdown: &mut Shutdown,
     ) -> Result<Outcome<Vec<AssignmentInfo>>, ClientError> {
-        let read =
-            ReadRequest::GetAssignments { task: round.task, round: round.round, validator: self.session.public_key() };
-        match self.session.read(read, shutdown).await? {
-            Outcome::Done(ResponseBody::Assignments(assignments)) => Ok(Outcome::Done(assignments)),
-            Outcome::Done(other) => Err(unexpected("get-assignments", &other)),
-            other => Ok(other.map(|_| Vec::new())),
+        let mut all = Vec::new();
+        let mut after = None;
+        loop {
+            let read = ReadRequest::GetAssignments {
+                task: round.task,
+                round: round.round,
+                validator: self.session.public_key(),
+                after,
+            };
+            match self.session.read(read, shutdown).await? {
+                Outcome::Done(ResponseBody::Assignments(page)) => {
+                    all.extend(page.items);
+                    match page.next {
+                        // A coordinator whose `next` does not advance would loop forever.
+                        Some(next) if after.is_none_or(|previous| next > previous) => after = Some(next),
+                        Some(_) => {
+                            return Err(ClientError::UnexpectedAnswer {
+                                request: "get-assignments",
+                                answer: "a page that does not advance",
+                            });
+                        }
+                        None => return Ok(Outcome::Done(all)),
+                    }
+                }
+                Outcome::Done(other) => return Err(unexpected("get-assignments", &other)),
+                other => return Ok(other.map(|_| Vec::new())),
+            }
         }
     }
 

@@ -2,6 +2,7 @@
 //! settlement.
 
 use std::collections::BTreeSet;
+use std::ops::Bound;
 
 use serde::{Deserialize, Serialize};
 use starling_protocol::{ContentHash, PublicKey, RoundNumber, RoundPhase, SubmissionId, TaskId, TaskSpec};
@@ -157,21 +158,38 @@ impl RoundMachine {
         self.running.as_ref()?.round.validation.as_ref().map(|v| v.deadline)
     }
 
-    /// What `validator` must score while the current round validates: each
-    /// assigned submission with its trainer and payload hash, by trainer key.
-    /// Empty in any other phase, and for a validator with nothing assigned.
-    pub fn assignments_for(&self, validator: &PublicKey) -> Vec<(SubmissionId, PublicKey, ContentHash)> {
-        let Some(running) = &self.running else { return Vec::new() };
+    /// What `validator` must score while the current round validates, a
+    /// page at a time: up to `limit` assigned submissions with ids above
+    /// `after`, in ascending id, each with its trainer and payload hash, and
+    /// whether more follow. Empty in any other phase, and for a validator
+    /// with nothing assigned.
+    pub fn assignments_for(
+        &self,
+        validator: &PublicKey,
+        after: Option<SubmissionId>,
+        limit: usize,
+    ) -> (Vec<(SubmissionId, PublicKey, ContentHash)>, bool) {
+        let Some(running) = &self.running else { return (Vec::new(), false) };
         let round = &running.round;
         let Some(validation) = round.validation.as_ref().filter(|_| round.phase == RoundPhase::Validating) else {
-            return Vec::new();
+            return (Vec::new(), false);
         };
-        round
+        let start = after.map_or(Bound::Unbounded, Bound::Excluded);
+        let mut ids = validation
+            .assignments
+            .range((start, Bound::Unbounded))
+            .filter(|(_, validators)| validators.contains(validator))
+            .map(|(id, _)| *id);
+        let page: BTreeSet<SubmissionId> = ids.by_ref().take(limit).collect();
+        let more = ids.next().is_some();
+        let mut items: Vec<_> = round
             .submissions
             .iter()
-            .filter(|(_, s)| validation.assignments.get(&s.id).is_some_and(|v| v.contains(validator)))
+            .filter(|(_, s)| page.contains(&s.id))
             .map(|(trainer, s)| (s.id, *trainer, s.payload))
-            .collect()
+            .collect();
+        items.sort_unstable_by_key(|(id, _, _)| *id);
+        (items, more)
     }
 
     /// Whether `trainer` already has a submission in the current round.

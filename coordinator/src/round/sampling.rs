@@ -9,7 +9,7 @@ use std::collections::BTreeSet;
 
 use rand_chacha::ChaCha20Rng;
 use rand_chacha::rand_core::{Rng, SeedableRng};
-use starling_protocol::{PublicKey, RoundNumber, TaskId};
+use starling_protocol::{MAX_SAMPLED_TRAINERS, PublicKey, RoundNumber, TaskId};
 
 /// Separates the random streams drawn for different purposes in one round.
 #[derive(Debug, Clone, Copy)]
@@ -57,16 +57,17 @@ pub(crate) fn shuffle_prefix<T>(rng: &mut ChaCha20Rng, items: &mut [T], take: us
 }
 
 /// How many of `eligible` trainers a round samples with fraction `C`:
-/// `max(1, ⌊C·n⌋)` (McMahan et al. 2017), never more than `n`, and zero only
-/// when nobody is eligible. A tolerance of 10⁻⁹ keeps `0.3 · 10` at 3 despite
-/// binary rounding.
+/// `max(1, ⌊C·n⌋)` (McMahan et al. 2017), never more than `n` nor
+/// [`MAX_SAMPLED_TRAINERS`] (the sample travels in every round announcement),
+/// and zero only when nobody is eligible. A tolerance of 10⁻⁹ keeps `0.3 · 10`
+/// at 3 despite binary rounding.
 pub fn sample_size(eligible: usize, fraction: f64) -> usize {
     if eligible == 0 {
         return 0;
     }
     let raw = fraction * eligible as f64 + 1e-9;
     // `as` saturates: NaN gives 0 and huge values give usize::MAX.
-    (raw.floor() as usize).clamp(1, eligible)
+    (raw.floor() as usize).clamp(1, eligible.min(MAX_SAMPLED_TRAINERS))
 }
 
 /// The trainers sampled for `round` of `task`: [`sample_size`] of `eligible`,
@@ -104,6 +105,9 @@ mod tests {
         assert_eq!(sample_size(100, 0.1), 10);
         assert_eq!(sample_size(7, 1.0), 7);
         assert_eq!(sample_size(7, f64::NAN), 1);
+        assert_eq!(sample_size(10_000, 0.1), 1_000);
+        assert_eq!(sample_size(10_000, 0.5), MAX_SAMPLED_TRAINERS);
+        assert_eq!(sample_size(usize::MAX, 1.0), MAX_SAMPLED_TRAINERS);
         for n in 1..200 {
             for c in [0.1, 0.2, 0.3, 0.7, 0.9] {
                 let exact = (n as f64 * c * 1e6).round() / 1e6;

@@ -8,12 +8,14 @@
 //! task's bound): that is the trainer's one submission of the round, recorded
 //! as invalid, and its trainer is slashed when the round settles.
 
+use std::collections::HashMap;
+
 use starling_protocol::messages::{MAX_LISTED_BONDS, SignedRequest};
 use starling_protocol::payload::decode_view;
 use starling_protocol::{
-    AssignmentInfo, BalanceInfo, BondInfo, ContentHash, CreateTask, ErrorCode, JoinTask, PublicKey, ReadRequest,
-    Request, Response, ResponseBody, Role, RoundInfo, RoundPhase, SignedEnvelope, SubmitScore, SubmitUpdate, TaskId,
-    TaskInfo, TaskSpec, Verified, WireError,
+    AssignmentInfo, AssignmentPage, BalanceInfo, BondInfo, ContentHash, CreateTask, ErrorCode, JoinTask,
+    MAX_ASSIGNMENTS_PAGE, PublicKey, ReadRequest, Request, Response, ResponseBody, Role, RoundInfo, RoundPhase,
+    SignedEnvelope, SubmissionId, SubmitScore, SubmitUpdate, TaskId, TaskInfo, TaskSpec, Verified, WireError,
 };
 use starling_staking::{Amount, BondId, LedgerError, LedgerStore, Operation, PageRequest};
 
@@ -483,26 +485,40 @@ where
                     .map(ResponseBody::Round)
                     .ok_or_else(|| refuse(ErrorCode::NotStarted, format!("task {task} has not started yet")))
             }
-            ReadRequest::GetAssignments { task, round, validator } => {
+            ReadRequest::GetAssignments { task, round, validator, after } => {
                 let slot = self.running(task).await?;
-                let (assigned, base_model) = {
+                let ((assigned, more), base_model) = {
                     let runtime = slot.runtime.lock().await;
                     let machine = &runtime.machine;
                     if machine.round() != Some(round) {
-                        return Ok(ResponseBody::Assignments(Vec::new()));
+                        return Ok(ResponseBody::Assignments(AssignmentPage::default()));
                     }
-                    (machine.assignments_for(&validator), machine.global_model())
+                    (machine.assignments_for(&validator, after, MAX_ASSIGNMENTS_PAGE), machine.global_model())
                 };
-                let Some(base_model) = base_model else { return Ok(ResponseBody::Assignments(Vec::new())) };
-                let submissions = self.inner.store.submissions(task, round).await.map_err(|e| store_error(&e))?;
-                let assignments = assigned
+                let Some(base_model) = base_model else {
+                    return Ok(ResponseBody::Assignments(AssignmentPage::default()));
+                };
+                if assigned.is_empty() {
+                    return Ok(ResponseBody::Assignments(AssignmentPage::default()));
+                }
+                let lengths: HashMap<SubmissionId, u64> = self
+                    .inner
+                    .store
+                    .submissions(task, round)
+                    .await
+                    .map_err(|e| store_error(&e))?
+                    .into_iter()
+                    .map(|s| (s.id, s.len))
+                    .collect();
+                let items: Vec<AssignmentInfo> = assigned
                     .into_iter()
                     .filter_map(|(submission, trainer, update)| {
-                        let len = submissions.iter().find(|s| s.id == submission)?.len;
-                        Some(AssignmentInfo { submission, trainer, update, update_len: len, base_model })
+                        let update_len = *lengths.get(&submission)?;
+                        Some(AssignmentInfo { submission, trainer, update, update_len, base_model })
                     })
                     .collect();
-                Ok(ResponseBody::Assignments(assignments))
+                let next = if more { items.last().map(|a| a.submission) } else { None };
+                Ok(ResponseBody::Assignments(AssignmentPage { items, next }))
             }
             ReadRequest::FetchBlob { hash } => match self.inner.artifacts.len(hash).await {
                 Ok(Some(len)) => Ok(ResponseBody::Blob { hash, len }),

@@ -21,9 +21,9 @@ use starling_models::train::{Features, Quiet};
 use starling_models::zoo::{Model, ModelKind};
 use starling_net::{Identity, Limits, ServerIdentity, Trust, client_endpoint, server_endpoint};
 use starling_protocol::{
-    AggregationRule, AggregationSpec, ContentHash, CreateTask, DataSpec, ErrorCode, Issue, Message, ModelSpec, Nonce,
-    ReadRequest, Request, Response, ResponseBody, Role, RoundDeadlines, RoundInfo, RoundNumber, RoundPhase, Stake,
-    SubmitScore, SubmitUpdate, TaskId, TaskSpec, UpdatePayload, WireError,
+    AggregationRule, AggregationSpec, AssignmentInfo, ContentHash, CreateTask, DataSpec, ErrorCode, Issue, Message,
+    ModelSpec, Nonce, PublicKey, ReadRequest, Request, Response, ResponseBody, Role, RoundDeadlines, RoundInfo,
+    RoundNumber, RoundPhase, Stake, SubmitScore, SubmitUpdate, TaskId, TaskSpec, UpdatePayload, WireError,
 };
 use starling_staking::{AnyLedgerStore, MICRO_PER_STAR, Params};
 use starling_trainer::{Backoff, Ended, QuicTransport, Shutdown, TrainerClient, TrainerOptions, Transport, now_ms};
@@ -259,6 +259,29 @@ pub async fn round(transport: &QuicTransport, task: TaskId) -> Option<RoundInfo>
     }
 }
 
+/// Every assignment of `validator` in `round`, page by page; those of the
+/// pages read before a failed read.
+pub async fn assignments(
+    transport: &QuicTransport,
+    task: TaskId,
+    round: RoundNumber,
+    validator: &PublicKey,
+) -> Vec<AssignmentInfo> {
+    let mut all = Vec::new();
+    let mut after = None;
+    loop {
+        let read = ReadRequest::GetAssignments { task, round, validator: *validator, after };
+        let Ok(Response::Ok(ResponseBody::Assignments(page))) = transport.call(&Request::Read(read)).await else {
+            return all;
+        };
+        all.extend(page.items);
+        match page.next {
+            Some(next) => after = Some(next),
+            None => return all,
+        }
+    }
+}
+
 /// What an adversarial trainer uploads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Poison {
@@ -344,26 +367,23 @@ pub async fn random_validator(transport: QuicTransport, me: Identity, task: Task
             return scored.len();
         }
         if info.phase == RoundPhase::Validating {
-            let read = ReadRequest::GetAssignments { task, round: info.round, validator: me.public_key() };
-            if let Ok(Response::Ok(ResponseBody::Assignments(assigned))) = transport.call(&Request::Read(read)).await {
-                for assignment in assigned {
-                    if !scored.insert(assignment.submission) {
-                        continue;
-                    }
-                    let score = SubmitScore {
-                        task,
-                        round: info.round,
-                        submission: assignment.submission,
-                        accuracy: rng.random_range(0.0..1.0),
-                        loss: 1.0,
-                        improvement: 0.0,
-                    };
-                    let answer = call(&transport, &me, &score).await;
-                    assert!(
-                        answer.is_ok() || answer.as_ref().is_err_and(|e| e.code == ErrorCode::WrongPhase),
-                        "{answer:?}"
-                    );
+            for assignment in assignments(&transport, task, info.round, &me.public_key()).await {
+                if !scored.insert(assignment.submission) {
+                    continue;
                 }
+                let score = SubmitScore {
+                    task,
+                    round: info.round,
+                    submission: assignment.submission,
+                    accuracy: rng.random_range(0.0..1.0),
+                    loss: 1.0,
+                    improvement: 0.0,
+                };
+                let answer = call(&transport, &me, &score).await;
+                assert!(
+                    answer.is_ok() || answer.as_ref().is_err_and(|e| e.code == ErrorCode::WrongPhase),
+                    "{answer:?}"
+                );
             }
         }
         tokio::time::sleep(Duration::from_millis(50)).await;

@@ -36,4 +36,7 @@ pub use response::{Response, ResponseBody};
 pub use role::{ParseRoleError, Role};
 pub use task_requests::{CreateTask, JoinTask, SubmitScore, SubmitUpdate};
 pub use validation::{MAX_COMMISSION_PPM, MAX_LOCK_DAYS, ValidationError};
-pub use views::{AssignmentInfo, BalanceInfo, BondInfo, MAX_LISTED_BONDS, RoundInfo, TaskInfo};
+pub use views::{
+    AssignmentInfo, AssignmentPage, BalanceInfo, BondInfo, MAX_ASSIGNMENTS_PAGE, MAX_LISTED_BONDS,
+    MAX_SAMPLED_TRAINERS, RoundInfo, TaskInfo,
+};

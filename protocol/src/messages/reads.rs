@@ -4,7 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::ids::{ContentHash, RoundNumber, TaskId};
+use crate::ids::{ContentHash, RoundNumber, SubmissionId, TaskId};
 use crate::keys::PublicKey;
 
 /// A read request. Postcard encodes the variant by position, so the order is
@@ -25,9 +25,12 @@ pub enum ReadRequest {
         /// The task.
         task: TaskId,
     },
-    /// The submissions `validator` must score in `round` of `task`. Answered
-    /// with [`ResponseBody::Assignments`](crate::messages::ResponseBody::Assignments)
-    /// (empty when none, or none yet).
+    /// The submissions `validator` must score in `round` of `task`, a page at
+    /// a time. Answered with
+    /// [`ResponseBody::Assignments`](crate::messages::ResponseBody::Assignments):
+    /// at most [`MAX_ASSIGNMENTS_PAGE`](crate::messages::MAX_ASSIGNMENTS_PAGE)
+    /// in ascending submission id, all after `after` (empty when none, or
+    /// none yet); ask again with the page's `next` until it is `None`.
     GetAssignments {
         /// The task.
         task: TaskId,
@@ -35,6 +38,8 @@ pub enum ReadRequest {
         round: RoundNumber,
         /// The validator.
         validator: PublicKey,
+        /// Where the previous page ended (its `next`); `None` for the first.
+        after: Option<SubmissionId>,
     },
     /// A stored blob (a global model or an update) by its hash. Answered with
     /// [`ResponseBody::Blob`](crate::messages::ResponseBody::Blob); the bytes

@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 use crate::ids::{ContentHash, SubmissionId, TaskId};
 use crate::messages::codec::{CodecError, decode, encode};
 use crate::messages::error_code::WireError;
-use crate::messages::views::{AssignmentInfo, BalanceInfo, RoundInfo, TaskInfo};
+use crate::messages::views::{AssignmentPage, BalanceInfo, RoundInfo, TaskInfo};
 
 /// What the coordinator answers on a request stream: one of these, postcard
 /// encoded. The variant order is part of the wire format.
@@ -99,7 +99,7 @@ pub enum ResponseBody {
     /// Answer to [`ReadRequest::GetRound`](crate::messages::ReadRequest::GetRound).
     Round(RoundInfo),
     /// Answer to [`ReadRequest::GetAssignments`](crate::messages::ReadRequest::GetAssignments).
-    Assignments(Vec<AssignmentInfo>),
+    Assignments(AssignmentPage),
     /// Answer to [`ReadRequest::FetchBlob`](crate::messages::ReadRequest::FetchBlob):
     /// the blob follows on the same connection, hash-checked by the receiver.
     Blob {

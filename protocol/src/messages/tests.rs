@@ -264,7 +264,18 @@ fn every_read() -> Vec<ReadRequest> {
     vec![
         ReadRequest::GetTask { task: TaskId::new(7) },
         ReadRequest::GetRound { task: TaskId::new(7) },
-        ReadRequest::GetAssignments { task: TaskId::new(7), round: RoundNumber::new(3), validator: public(4) },
+        ReadRequest::GetAssignments {
+            task: TaskId::new(7),
+            round: RoundNumber::new(3),
+            validator: public(4),
+            after: None,
+        },
+        ReadRequest::GetAssignments {
+            task: TaskId::new(7),
+            round: RoundNumber::new(3),
+            validator: public(4),
+            after: Some(SubmissionId::from_bytes([9; 32])),
+        },
         ReadRequest::FetchBlob { hash: hash(5) },
         ReadRequest::GetBalance { key: public(6) },
     ]
@@ -292,6 +303,16 @@ fn round_info(sampled: usize) -> RoundInfo {
     }
 }
 
+fn assignment(id: u8) -> AssignmentInfo {
+    AssignmentInfo {
+        submission: SubmissionId::from_bytes([id; 32]),
+        trainer: public(2),
+        update: hash(2),
+        update_len: u64::MAX,
+        base_model: hash(1),
+    }
+}
+
 fn every_response() -> Vec<Response> {
     let bond = BondInfo {
         bond: 12,
@@ -314,13 +335,10 @@ fn every_response() -> Vec<Response> {
             round: Some(round_info(10)),
         }))),
         Response::Ok(ResponseBody::Round(round_info(10))),
-        Response::Ok(ResponseBody::Assignments(vec![AssignmentInfo {
-            submission: SubmissionId::from_bytes([4; 32]),
-            trainer: public(2),
-            update: hash(2),
-            update_len: 6_653_000,
-            base_model: hash(1),
-        }])),
+        Response::Ok(ResponseBody::Assignments(AssignmentPage {
+            items: vec![assignment(4)],
+            next: Some(SubmissionId::from_bytes([4; 32])),
+        })),
         Response::Ok(ResponseBody::Blob { hash: hash(1), len: 6_653_000 }),
         Response::Ok(ResponseBody::Balance(BalanceInfo {
             key: public(1),
@@ -417,12 +435,22 @@ fn control_message_limit_has_headroom() {
     let bytes = Request::Signed(signed(&big, 1)).to_bytes().unwrap();
     assert!(bytes.len() < MAX_CONTROL_MESSAGE, "{} bytes", bytes.len());
 
-    // A round with 1 900 sampled trainers fits; 2 000 do not, and the sender learns it.
+    // A round with the most sampled trainers fits, so do 1 900; 2 000 do not, and the sender learns it.
+    let bytes = Response::Ok(ResponseBody::Round(round_info(MAX_SAMPLED_TRAINERS))).to_bytes().unwrap();
+    assert!(bytes.len() < MAX_CONTROL_MESSAGE * 4 / 5, "{} bytes", bytes.len());
     assert!(Response::Ok(ResponseBody::Round(round_info(1_900))).to_bytes().is_ok());
     assert!(matches!(
         Response::Ok(ResponseBody::Round(round_info(2_000))).to_bytes(),
         Err(CodecError::Oversized { .. })
     ));
+
+    // A full page of assignments fits with room to spare.
+    let page = AssignmentPage {
+        items: (0..MAX_ASSIGNMENTS_PAGE).map(|i| assignment(i as u8)).collect(),
+        next: Some(SubmissionId::from_bytes([0xff; 32])),
+    };
+    let bytes = Response::Ok(ResponseBody::Assignments(page)).to_bytes().unwrap();
+    assert!(bytes.len() < MAX_CONTROL_MESSAGE * 3 / 5, "{} bytes", bytes.len());
 
     // A full list of bonds fits with room to spare.
     let bond = BondInfo {
@@ -477,10 +505,19 @@ fn golden_encodings() {
         task: TaskId::new(300),
         round: RoundNumber::new(1),
         validator: PublicKey::from_bytes([0xaa; 32]),
+        after: None,
     });
     assert_eq!(
         hex::encode(&read.to_bytes().unwrap()),
-        concat!("01", "02", "ac02", "01", "20", "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa")
+        concat!(
+            "01",
+            "02",
+            "ac02",
+            "01",
+            "20",
+            "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
+            "00"
+        )
     );
 
     let refusal = Response::Error(WireError::new(ErrorCode::NotSampled, "no"));

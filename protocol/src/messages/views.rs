@@ -13,6 +13,16 @@ use crate::task::TaskSpec;
 /// control message (256 bonds take about 20 KiB).
 pub const MAX_LISTED_BONDS: usize = 256;
 
+/// Most assignments one [`AssignmentPage`] holds, so the answer always fits
+/// in one control message (256 take about 36 KiB).
+pub const MAX_ASSIGNMENTS_PAGE: usize = 256;
+
+/// Most trainers a round samples, whatever the task's fraction: the sample
+/// travels in every [`RoundInfo`], which must fit in one control message
+/// (1 500 keys take about 49 KiB). FedAvg samples tens to hundreds per
+/// round; a task with more eligible trainers rotates them across rounds.
+pub const MAX_SAMPLED_TRAINERS: usize = 1_500;
+
 /// A task as trainers and validators need it to take part.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TaskInfo {
@@ -47,8 +57,8 @@ pub struct RoundInfo {
     /// `None` until validation has begun, since it is set from when the
     /// submissions are assigned.
     pub validation_deadline_ms: Option<u64>,
-    /// The trainers sampled for this round, in ascending key order. Only they
-    /// may submit.
+    /// The trainers sampled for this round, in ascending key order, at most
+    /// [`MAX_SAMPLED_TRAINERS`]. Only they may submit.
     pub sampled_trainers: Vec<PublicKey>,
     /// Whether the whole task is over: no further round will open. (The
     /// round's own end is `phase == Finished`.)
@@ -76,6 +86,16 @@ pub struct AssignmentInfo {
     pub update_len: u64,
     /// Hash of the global model `w` the update applies to: score `w + Δ`.
     pub base_model: ContentHash,
+}
+
+/// One page of a validator's assignments.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct AssignmentPage {
+    /// At most [`MAX_ASSIGNMENTS_PAGE`], in ascending submission id.
+    pub items: Vec<AssignmentInfo>,
+    /// `Some(last id)` when more may follow: pass it as the next request's
+    /// `after`. `None` on the last page.
+    pub next: Option<SubmissionId>,
 }
 
 /// A key's money, in µSTAR.

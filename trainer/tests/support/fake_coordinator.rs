@@ -18,8 +18,9 @@ use starling_net::{
 use starling_protocol::messages::{ReadRequest, SignedRequest};
 use starling_protocol::payload;
 use starling_protocol::{
-    AssignmentInfo, ContentHash, ErrorCode, JoinTask, MAX_CONTROL_MESSAGE, NamedTensor, PublicKey, ReplayConfig,
-    Request, Response, ResponseBody, RoundInfo, RoundPhase, SubmitScore, SubmitUpdate, TaskInfo, Verifier, WireError,
+    AssignmentInfo, AssignmentPage, ContentHash, ErrorCode, JoinTask, MAX_CONTROL_MESSAGE, NamedTensor, PublicKey,
+    ReplayConfig, Request, Response, ResponseBody, RoundInfo, RoundPhase, SubmitScore, SubmitUpdate, TaskInfo,
+    Verifier, WireError,
 };
 use starling_trainer::QuicTransport;
 
@@ -212,15 +213,22 @@ fn answer_read(state: &Shared, read: ReadRequest) -> Response {
             Some(round) => Response::Ok(ResponseBody::Round(round.clone())),
             None => Response::Error(WireError::new(ErrorCode::NotStarted, "no round yet")),
         },
-        ReadRequest::GetAssignments { validator, round, .. } => Response::Ok(ResponseBody::Assignments(
-            guard
+        ReadRequest::GetAssignments { validator, round, after, .. } => {
+            // Pages of two, so the clients' paging is exercised.
+            let mut mine = guard
                 .assignments
                 .iter()
                 .filter(|(v, _)| *v == validator)
                 .filter(|_| guard.round.as_ref().is_some_and(|r| r.round == round))
                 .map(|(_, a)| *a)
-                .collect(),
-        )),
+                .filter(|a| after.is_none_or(|after| a.submission > after))
+                .collect::<Vec<_>>();
+            mine.sort_unstable_by_key(|a| a.submission);
+            let more = mine.len() > 2;
+            mine.truncate(2);
+            let next = if more { mine.last().map(|a| a.submission) } else { None };
+            Response::Ok(ResponseBody::Assignments(AssignmentPage { items: mine, next }))
+        }
         other => Response::Error(WireError::new(ErrorCode::UnknownKind, other.name())),
     }
 }

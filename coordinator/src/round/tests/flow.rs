@@ -387,3 +387,32 @@ fn sampling_is_seeded() {
             .collect::<Vec<_>>()
     );
 }
+
+#[test]
+fn assignments_are_read_in_pages_of_ascending_id() {
+    let mut m = machine();
+    ok(&mut m, T0, start_event());
+    let validator = key(VALIDATORS[0]);
+    assert_eq!(m.assignments_for(&validator, None, 10), (Vec::new(), false), "nothing before validation");
+    let mut actions = Vec::new();
+    for t in TRAINERS {
+        actions = ok(&mut m, at(1_000), submit(0, t, 10));
+    }
+    let [Action::AssignValidators { assignments, .. }] = &actions[..] else { panic!("{actions:?}") };
+    let mut expected: Vec<_> = assignments
+        .iter()
+        .filter(|a| a.validators.contains(&validator))
+        .map(|a| (a.submission, a.trainer, a.payload))
+        .collect();
+    expected.sort_unstable_by_key(|(id, _, _)| *id);
+    assert_eq!(expected.len(), TRAINERS.len());
+
+    let (first, more) = m.assignments_for(&validator, None, 2);
+    assert_eq!((&first[..], more), (&expected[..2], true));
+    let (rest, more) = m.assignments_for(&validator, Some(first[1].0), 2);
+    assert_eq!((&rest[..], more), (&expected[2..], false));
+    assert_eq!(m.assignments_for(&validator, Some(expected[2].0), 2), (Vec::new(), false));
+    let (all, more) = m.assignments_for(&validator, None, 3);
+    assert_eq!((all, more), (expected, false), "an exactly full page has nothing after it");
+    assert_eq!(m.assignments_for(&key(99), None, 10), (Vec::new(), false), "a stranger has none");
+}
