@@ -1,7 +1,9 @@
-//! A coordinator stopped in the middle of a round's validation and started
-//! again over the same database, artifacts and address finishes the task
-//! with exactly the settlement of a run that never stopped: same rewards,
-//! same slashes, same global models, nothing paid twice.
+//! A coordinator stopped in the middle of a round's training or validation
+//! and started again over the same database, artifacts and address finishes
+//! the task with exactly the settlement of a run that never stopped: same
+//! rewards, same slashes, same global models, nothing paid twice. Each stop
+//! comes right after a record the saved machine does not hold yet (the
+//! first update, the first score), so the restart must re-deliver it.
 
 mod support;
 
@@ -27,8 +29,15 @@ struct Settled {
     models: Vec<ContentHash>,
 }
 
-async fn competition(crash: bool) -> Settled {
-    let place = Place::new(if crash { "crash" } else { "calm" }, false).await.unwrap();
+/// Runs the competition, stopping and restarting the coordinator once in
+/// round 0 when `crash` names a phase.
+async fn competition(crash: Option<RoundPhase>) -> Settled {
+    let name = match crash {
+        None => "calm",
+        Some(RoundPhase::Training) => "crash-training",
+        Some(_) => "crash-validating",
+    };
+    let place = Place::new(name, false).await.unwrap();
     let net = Network::start(&place, Duration::from_secs(2)).await;
     let transport = net.transport();
     let admin = &place.admin;
@@ -54,16 +63,23 @@ async fn competition(crash: bool) -> Settled {
     let mut transports: Vec<_> = (0..6).map(|_| net.transport()).collect();
     let mut next = move || transports.pop().unwrap();
     let stop = async {
-        if !crash {
-            return net;
-        }
-        // Stop the coordinator as soon as the first score of round 0 is in.
+        let Some(phase) = crash else { return net };
+        // Stop the coordinator as soon as the first update (the poisoner's:
+        // it does not train) or the first score of round 0 is recorded.
         let first = RoundNumber::FIRST;
-        while net.service.store().scores(task, first).await.unwrap().is_empty() {
+        let store = net.service.store();
+        loop {
+            let recorded = match phase {
+                RoundPhase::Training => store.submissions(task, first).await.unwrap().len(),
+                _ => store.scores(task, first).await.unwrap().len(),
+            };
+            if recorded > 0 {
+                break;
+            }
             tokio::time::sleep(Duration::from_millis(2)).await;
         }
         let machine = net.service.machine(task).await.unwrap();
-        assert_eq!(machine.progress(), Some((first, RoundPhase::Validating)), "stopped while validating");
+        assert_eq!(machine.progress(), Some((first, phase)), "stopped in the phase named");
         let addr = net.addr;
         net.kill();
         tokio::time::sleep(Duration::from_millis(300)).await;
@@ -106,11 +122,11 @@ async fn competition(crash: bool) -> Settled {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_restart_during_validation_settles_exactly_as_an_uninterrupted_run() {
-    let calm = competition(false).await;
+async fn a_restart_during_training_or_validation_settles_exactly_as_an_uninterrupted_run() {
+    let calm = competition(None).await;
     assert_eq!(calm.models.len(), ROUNDS as usize);
     assert!(calm.history.iter().any(|e| e.2 == EntryKind::Reward));
     assert!(calm.history.iter().any(|e| e.2 == EntryKind::SlashBurn), "the poisoner was slashed");
-    let crashed = competition(true).await;
-    assert_eq!(crashed, calm);
+    assert_eq!(competition(Some(RoundPhase::Training)).await, calm, "restarted while training");
+    assert_eq!(competition(Some(RoundPhase::Validating)).await, calm, "restarted while validating");
 }

@@ -11,9 +11,12 @@
 //! Crash safety follows one rule: **record, then persist the machine, then
 //! answer.** A request's record (a submission or a score) is written before
 //! the machine that counts it is saved, and the client hears back only after
-//! both. A restart reloads each machine and re-delivers the current round's
-//! records to it (the machine ignores what it already has), so nothing
-//! acknowledged is lost. Aggregation writes its model under its content
+//! both. The records are the log and the saved machine a snapshot: a record
+//! that only adds itself to the round (no phase change, no action) does not
+//! re-save the machine, which is saved at every phase change. A restart
+//! reloads each machine and re-delivers the current round's records to it
+//! (the machine ignores what it already has), so nothing acknowledged is
+//! lost. Aggregation writes its model under its content
 //! hash and settlement applies under a fixed idempotency key, so repeating
 //! either after a crash changes nothing.
 
