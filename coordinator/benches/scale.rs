@@ -22,8 +22,8 @@ use std::time::{Duration, Instant};
 
 use starling_coordinator::store::CoordinatorStore;
 use starling_protocol::{
-    ContentHash, JoinTask, NamedTensor, ReadRequest, Request, Response, ResponseBody, Role, RoundNumber, RoundPhase,
-    SubmitScore, SubmitUpdate, UpdatePayload,
+    ContentHash, JoinTask, NamedTensor, ResponseBody, Role, RoundNumber, RoundPhase, SubmitScore, SubmitUpdate,
+    UpdatePayload,
 };
 use starling_staking::PageRequest;
 use starling_trainer::Transport;

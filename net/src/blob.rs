@@ -107,6 +107,68 @@ pub async fn send_blob(send: &mut SendStream, bytes: &[u8]) -> Result<(), BlobEr
     Ok(())
 }
 
+/// Reads a blob's length prefix, refusing (and stopping the stream) above `max_len`.
+async fn read_announced(recv: &mut RecvStream, max_len: u64) -> Result<u64, BlobError> {
+    let mut prefix = [0u8; 8];
+    recv.read_exact(&mut prefix).await.map_err(|error| match error {
+        quinn::ReadExactError::FinishedEarly(received) => {
+            BlobError::Truncated { announced: 8, received: received as u64 }
+        }
+        quinn::ReadExactError::ReadError(error) => read_error(error),
+    })?;
+    let announced = u64::from_le_bytes(prefix);
+    if announced > max_len {
+        let _ = recv.stop(REFUSED);
+        return Err(BlobError::TooLarge { limit: max_len, announced });
+    }
+    Ok(announced)
+}
+
+/// Receives one blob of at most `max_len` bytes from `recv`, handing it to
+/// `each` in pieces of at least [`STAGING`] bytes (but the last) as they
+/// arrive, and returns
+/// its length. Unlike [`recv_blob`] it does **not** hash: for a caller that
+/// hashes where it stores (say, on another thread), so the bytes are hashed
+/// once. The same refusals as [`recv_blob`] otherwise; an error from `each`
+/// stops the stream with [`REFUSED`] and is returned as is.
+pub async fn recv_blob_pieces(
+    recv: &mut RecvStream,
+    max_len: u64,
+    mut each: impl FnMut(Bytes) -> Result<(), BlobError>,
+) -> Result<u64, BlobError> {
+    let announced = read_announced(recv, max_len).await?;
+    let piece = STAGING.min(usize::try_from(announced).unwrap_or(usize::MAX));
+    let mut staged: Vec<u8> = Vec::with_capacity(piece);
+    let mut chunks: [Bytes; CHUNKS_PER_READ] = std::array::from_fn(|_| Bytes::new());
+    let mut received: u64 = 0;
+    let mut hand = |staged: &mut Vec<u8>, recv: &mut RecvStream| {
+        let full = std::mem::replace(staged, Vec::with_capacity(piece));
+        each(Bytes::from(full)).inspect_err(|_| {
+            let _ = recv.stop(REFUSED);
+        })
+    };
+    while let Some(count) = recv.read_chunks(&mut chunks).await.map_err(read_error)? {
+        for bytes in chunks[..count].iter_mut().map(std::mem::take) {
+            received += bytes.len() as u64;
+            if received > announced {
+                let _ = recv.stop(REFUSED);
+                return Err(BlobError::TrailingBytes { announced });
+            }
+            staged.extend_from_slice(&bytes);
+            if staged.len() >= piece {
+                hand(&mut staged, recv)?;
+            }
+        }
+    }
+    if received < announced {
+        return Err(BlobError::Truncated { announced, received });
+    }
+    if !staged.is_empty() {
+        hand(&mut staged, recv)?;
+    }
+    Ok(announced)
+}
+
 /// Receives one blob of at most `max_len` bytes from `recv` into `sink`,
 /// returning its length and BLAKE3 [`ContentHash`].
 ///
@@ -125,19 +187,7 @@ pub async fn recv_blob<W>(
 where
     W: AsyncWrite + Unpin + ?Sized,
 {
-    let mut prefix = [0u8; 8];
-    recv.read_exact(&mut prefix).await.map_err(|error| match error {
-        quinn::ReadExactError::FinishedEarly(received) => {
-            BlobError::Truncated { announced: 8, received: received as u64 }
-        }
-        quinn::ReadExactError::ReadError(error) => read_error(error),
-    })?;
-    let announced = u64::from_le_bytes(prefix);
-    if announced > max_len {
-        let _ = recv.stop(REFUSED);
-        return Err(BlobError::TooLarge { limit: max_len, announced });
-    }
-
+    let announced = read_announced(recv, max_len).await?;
     let mut hasher = blake3::Hasher::new();
     let mut staged: Vec<u8> = Vec::with_capacity(STAGING.min(announced as usize));
     let mut chunks: [Bytes; CHUNKS_PER_READ] = std::array::from_fn(|_| Bytes::new());
@@ -220,6 +270,79 @@ mod tests {
         assert!(sink == data, "the sink holds exactly the blob");
         drop(recv);
         sending.await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn pieces_arrive_whole_in_order_and_staged() {
+        let (client, server) = connected_pair().await;
+        let data = payload(3 * STAGING + 12_345);
+        let sending = {
+            let data = data.clone();
+            tokio::spawn(async move {
+                let mut send = client.open_uni().await.unwrap();
+                send_blob(&mut send, &data).await.unwrap();
+                send.stopped().await.unwrap();
+                client
+            })
+        };
+        let mut recv = server.accept_uni().await.unwrap();
+        let mut pieces: Vec<Bytes> = Vec::new();
+        let len = recv_blob_pieces(&mut recv, 1 << 24, |piece| {
+            pieces.push(piece);
+            Ok(())
+        })
+        .await
+        .unwrap();
+        assert_eq!(len, data.len() as u64);
+        assert_eq!(pieces.concat(), data);
+        // Pieces are gathered to at least the staging size (a packet may
+        // carry them a little past it); only the last is shorter.
+        let (last, full) = pieces.split_last().unwrap();
+        assert!(full.iter().all(|p| (STAGING..STAGING + 64 * 1024).contains(&p.len())), "{pieces:?}");
+        assert!(!last.is_empty() && last.len() <= STAGING + 64 * 1024);
+        drop(recv);
+        sending.await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn pieces_are_refused_like_blobs_and_a_failing_taker_stops_the_stream() {
+        let (client, server) = connected_pair().await;
+        let mut send = client.open_uni().await.unwrap();
+        send.write_all(&4u64.to_le_bytes()).await.unwrap();
+        send.write_all(b"fourfive").await.unwrap();
+        send.finish().unwrap();
+        let mut recv = server.accept_uni().await.unwrap();
+        let err = recv_blob_pieces(&mut recv, 1 << 20, |_| Ok(())).await.unwrap_err();
+        assert!(matches!(err, BlobError::TrailingBytes { announced: 4 }), "{err}");
+
+        let mut send = client.open_uni().await.unwrap();
+        send.write_all(&1000u64.to_le_bytes()).await.unwrap();
+        send.write_all(&payload(600)).await.unwrap();
+        send.finish().unwrap();
+        let mut recv = server.accept_uni().await.unwrap();
+        let err = recv_blob_pieces(&mut recv, 1 << 20, |_| Ok(())).await.unwrap_err();
+        assert!(matches!(err, BlobError::Truncated { announced: 1000, received: 600 }), "{err}");
+
+        let mut send = client.open_uni().await.unwrap();
+        send.write_all(&2000u64.to_le_bytes()).await.unwrap();
+        let mut recv = server.accept_uni().await.unwrap();
+        let err = recv_blob_pieces(&mut recv, 1000, |_| Ok(())).await.unwrap_err();
+        assert!(matches!(err, BlobError::TooLarge { limit: 1000, announced: 2000 }), "{err}");
+
+        let data = payload(2 * STAGING);
+        let sending = tokio::spawn(async move {
+            let mut send = client.open_uni().await.unwrap();
+            let result = send_blob(&mut send, &data).await;
+            (result, send.stopped().await, client)
+        });
+        let mut recv = server.accept_uni().await.unwrap();
+        let err = recv_blob_pieces(&mut recv, 1 << 24, |_| Err(BlobError::Sink(io::Error::other("disk full"))))
+            .await
+            .unwrap_err();
+        assert!(matches!(err, BlobError::Sink(_)), "{err}");
+        let (result, stopped, _client) = sending.await.unwrap();
+        assert!(matches!(result, Ok(()) | Err(BlobError::RefusedByPeer)), "{result:?}");
+        assert_eq!(stopped.unwrap(), Some(REFUSED), "the sender learns the blob was refused");
     }
 
     #[tokio::test]

@@ -2,6 +2,7 @@
 
 use std::future::Future;
 
+use bytes::Bytes;
 use starling_protocol::ContentHash;
 use tokio::io::AsyncRead;
 
@@ -66,6 +67,13 @@ pub trait ArtifactUpload: Send {
     /// [`ArtifactError::TooLarge`] and discards the upload; after any failure
     /// further writes fail with [`ArtifactError::Discarded`].
     fn write(&mut self, chunk: &[u8]) -> impl Future<Output = Result<(), ArtifactError>> + Send;
+
+    /// Appends `chunk` without waiting for it to be written: the store takes
+    /// the buffer (no copy) and writes it behind the caller, so a network
+    /// receive and the disk overlap. The same length rule as
+    /// [`write`](ArtifactUpload::write); a write error surfaces at
+    /// [`commit`](ArtifactUpload::commit).
+    fn feed(&mut self, chunk: Bytes) -> Result<(), ArtifactError>;
 
     /// Bytes written so far.
     fn written(&self) -> u64;

@@ -11,11 +11,14 @@
 use std::io::{self, Write as _};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, SystemTime};
 
+use bytes::Bytes;
 use starling_protocol::ContentHash;
 use tempfile::TempPath;
-use tokio::io::AsyncWriteExt;
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
 
 use super::{ArtifactError, ArtifactStore, ArtifactUpload, Stored};
 
@@ -103,14 +106,23 @@ impl ArtifactStore for LocalArtifacts {
             Ok(named.into_parts())
         })
         .await?;
+        let temp_path = Some(temp.to_path_buf());
+        let (queue, chunks) = mpsc::unbounded_channel();
+        let finished = Arc::new(AtomicBool::new(false));
+        let writer = {
+            let finished = finished.clone();
+            tokio::task::spawn_blocking(move || write_chunks(file, temp, chunks, finished))
+        };
         Ok(LocalUpload {
             root: self.root.clone(),
             destination: self.path(&expected),
             expected,
             max_len,
             written: 0,
-            hasher: blake3::Hasher::new(),
-            open: Some(Open { file: tokio::fs::File::from_std(file), temp }),
+            queue: Some(queue),
+            writer: Some(writer),
+            finished,
+            temp_path,
         })
     }
 
@@ -180,8 +192,11 @@ fn not_found_or(hash: ContentHash, action: &'static str, path: &Path, error: io:
     }
 }
 
-/// An upload into a [`LocalArtifacts`]. Dropping it deletes its temporary
-/// file (a quick blocking `unlink`).
+/// An upload into a [`LocalArtifacts`]: a writer on the blocking pool takes
+/// the chunks from a queue, hashes them and writes them to the temporary
+/// file (starting the kernel's write-back as it goes, so the final sync has
+/// little left to do), while the caller goes on receiving. Dropping the
+/// upload deletes its temporary file.
 #[derive(Debug)]
 pub struct LocalUpload {
     root: Arc<PathBuf>,
@@ -189,46 +204,119 @@ pub struct LocalUpload {
     expected: ContentHash,
     max_len: u64,
     written: u64,
-    hasher: blake3::Hasher,
-    /// `None` once the upload failed.
-    open: Option<Open>,
+    /// The writer's queue; `None` once the upload failed.
+    queue: Option<mpsc::UnboundedSender<Bytes>>,
+    writer: Option<JoinHandle<Result<Written, ArtifactError>>>,
+    /// Set by `commit` before it closes the queue: the writer syncs only then.
+    finished: Arc<AtomicBool>,
+    /// The temporary file, deleted on drop until `commit` takes charge of it.
+    temp_path: Option<PathBuf>,
 }
 
-/// The temporary file of an upload; deleted when `temp` is dropped.
+/// What the writer made of a finished upload: a synced temporary file and
+/// the hash of its bytes.
 #[derive(Debug)]
-struct Open {
-    file: tokio::fs::File,
+struct Written {
     temp: TempPath,
+    hash: ContentHash,
 }
+
+/// Bytes written between two requests to start write-back.
+const WRITE_BACK_EVERY: u64 = 4 << 20;
+
+/// The writer: appends every queued chunk to `file`, hashing it. When the
+/// queue closes it syncs the file, unless `finished` says the upload was
+/// abandoned (then the temporary file is deleted unsynced).
+fn write_chunks(
+    mut file: std::fs::File,
+    temp: TempPath,
+    mut queue: mpsc::UnboundedReceiver<Bytes>,
+    finished: Arc<AtomicBool>,
+) -> Result<Written, ArtifactError> {
+    let mut hasher = blake3::Hasher::new();
+    let (mut written, mut synced_to) = (0u64, 0u64);
+    while let Some(chunk) = queue.blocking_recv() {
+        file.write_all(&chunk).map_err(ArtifactError::io("writing", temp.to_path_buf()))?;
+        hasher.update(&chunk);
+        written += chunk.len() as u64;
+        if written - synced_to >= WRITE_BACK_EVERY {
+            start_write_back(&file, synced_to, written - synced_to);
+            synced_to = written;
+        }
+    }
+    if !finished.load(Ordering::Acquire) {
+        return Err(ArtifactError::Discarded);
+    }
+    file.sync_data().map_err(ArtifactError::io("syncing", temp.to_path_buf()))?;
+    Ok(Written { temp, hash: ContentHash::from_bytes(*hasher.finalize().as_bytes()) })
+}
+
+/// Asks the kernel to start writing `len` bytes at `offset` of `file` to
+/// disk without waiting (Linux `sync_file_range`); a hint only, so its
+/// failure is ignored: the final sync makes the file durable regardless.
+#[cfg(target_os = "linux")]
+fn start_write_back(file: &std::fs::File, offset: u64, len: u64) {
+    use std::os::fd::AsRawFd as _;
+    let (Ok(offset), Ok(len)) = (i64::try_from(offset), i64::try_from(len)) else { return };
+    // SAFETY: the descriptor is open for the duration of the call, which
+    // only reads its integer arguments and touches no memory of ours.
+    #[allow(unsafe_code)]
+    unsafe {
+        libc::sync_file_range(file.as_raw_fd(), offset, len, libc::SYNC_FILE_RANGE_WRITE);
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn start_write_back(_file: &std::fs::File, _offset: u64, _len: u64) {}
 
 impl LocalUpload {
-    /// Discards the temporary file off the async threads.
+    /// Stops the writer and deletes the temporary file, off the async threads.
     async fn discard(&mut self) {
-        if let Some(open) = self.open.take() {
-            // Dropping `temp` deletes the file; nothing to report if that
-            // fails (the sweep of stale uploads catches it).
-            let _ = tokio::task::spawn_blocking(move || drop(open)).await;
+        self.queue = None;
+        if let Some(writer) = self.writer.take() {
+            // The writer sees the queue close without `finished`, and its
+            // temporary file is deleted as it returns.
+            let _ = writer.await;
+        }
+        self.temp_path = None;
+    }
+}
+
+impl Drop for LocalUpload {
+    fn drop(&mut self) {
+        // Closing the queue without `finished` makes the writer stop
+        // without syncing; unlink the file now (a quick blocking call) so
+        // nothing is left however late the writer notices.
+        self.queue = None;
+        if let Some(path) = self.temp_path.take() {
+            let _ = std::fs::remove_file(path);
         }
     }
 }
 
 impl ArtifactUpload for LocalUpload {
     async fn write(&mut self, chunk: &[u8]) -> Result<(), ArtifactError> {
-        if self.open.is_none() {
-            return Err(ArtifactError::Discarded);
+        match self.feed(Bytes::copy_from_slice(chunk)) {
+            Err(ArtifactError::TooLarge { max_len, received }) => {
+                self.discard().await;
+                Err(ArtifactError::TooLarge { max_len, received })
+            }
+            other => other,
         }
+    }
+
+    fn feed(&mut self, chunk: Bytes) -> Result<(), ArtifactError> {
+        let Some(queue) = &self.queue else { return Err(ArtifactError::Discarded) };
         let received = self.written.saturating_add(chunk.len() as u64);
         if received > self.max_len {
-            self.discard().await;
+            self.queue = None;
             return Err(ArtifactError::TooLarge { max_len: self.max_len, received });
         }
-        let Some(open) = self.open.as_mut() else { return Err(ArtifactError::Discarded) };
-        if let Err(e) = open.file.write_all(chunk).await {
-            let error = ArtifactError::io("writing", open.temp.to_path_buf())(e);
-            self.discard().await;
-            return Err(error);
+        if queue.send(chunk).is_err() {
+            // The writer stopped on an error; `commit` reports it.
+            self.queue = None;
+            return Err(ArtifactError::Discarded);
         }
-        self.hasher.update(chunk);
         self.written = received;
         Ok(())
     }
@@ -238,26 +326,35 @@ impl ArtifactUpload for LocalUpload {
     }
 
     async fn commit(mut self) -> Result<Stored, ArtifactError> {
-        if self.open.is_none() {
-            return Err(ArtifactError::Discarded);
-        }
-        let actual = ContentHash::from_bytes(*self.hasher.finalize().as_bytes());
-        if actual != self.expected {
-            self.discard().await;
-            return Err(ArtifactError::HashMismatch { expected: self.expected, actual });
-        }
-        let Some(Open { mut file, temp }) = self.open.take() else { return Err(ArtifactError::Discarded) };
+        let Some(writer) = self.writer.take() else { return Err(ArtifactError::Discarded) };
+        let Some(queue) = self.queue.take() else {
+            // A feed failed: report why the writer stopped, if it did.
+            let stopped = writer.await;
+            self.temp_path = None;
+            return match stopped {
+                Ok(Err(error)) => Err(error),
+                _ => Err(ArtifactError::Discarded),
+            };
+        };
+        // From here the writer's `TempPath` deletes the file on failure.
+        self.temp_path = None;
+        self.finished.store(true, Ordering::Release);
+        drop(queue);
+        let Written { temp, hash } = writer.await.map_err(|join| ArtifactError::Io {
+            action: "running the writer of",
+            path: self.destination.clone(),
+            source: io::Error::other(join),
+        })??;
         let destination = std::mem::take(&mut self.destination);
-        if tokio::fs::try_exists(&destination).await.map_err(ArtifactError::io("inspecting", &destination))? {
-            let _ = tokio::task::spawn_blocking(move || drop((file, temp))).await;
-            return Ok(Stored::AlreadyPresent);
-        }
-        file.flush().await.map_err(ArtifactError::io("writing", temp.to_path_buf()))?;
-        let file = file.into_std().await;
         let root = self.root.clone();
+        let expected = self.expected;
         blocking(move || {
-            file.sync_all().map_err(ArtifactError::io("syncing", temp.to_path_buf()))?;
-            drop(file);
+            if hash != expected {
+                return Err(ArtifactError::HashMismatch { expected, actual: hash });
+            }
+            if destination.try_exists().map_err(ArtifactError::io("inspecting", &destination))? {
+                return Ok(Stored::AlreadyPresent);
+            }
             publish(&root, temp, &destination)
         })
         .await

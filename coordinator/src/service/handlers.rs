@@ -31,7 +31,7 @@ fn refuse(code: ErrorCode, message: impl Into<String>) -> WireError {
 
 /// A failure that is ours, not the client's: logged in full, answered
 /// without detail.
-fn internal(context: &str, error: &dyn std::fmt::Display) -> WireError {
+pub(crate) fn internal(context: &str, error: &dyn std::fmt::Display) -> WireError {
     tracing::error!("{context}: {error}");
     refuse(ErrorCode::Internal, "internal error; the request was not carried out")
 }
@@ -105,7 +105,7 @@ fn ledger_error(error: &starling_staking::StoreError) -> WireError {
 }
 
 /// The payload checks done before an update is stored.
-fn check_update(spec: &TaskSpec, bytes: &[u8]) -> Result<(), WireError> {
+pub(crate) fn check_update(spec: &TaskSpec, bytes: &[u8]) -> Result<(), WireError> {
     let tensors =
         decode_view(bytes, &spec.model.tensors, spec.payload_limit_bytes()).map_err(|e| WireError::from_error(&e))?;
     if let Some(bound) = spec.max_update_norm {
@@ -119,6 +119,26 @@ fn check_update(spec: &TaskSpec, bytes: &[u8]) -> Result<(), WireError> {
         }
     }
     Ok(())
+}
+
+/// The blob that came with a request.
+#[derive(Debug)]
+pub(crate) enum Blob<'a> {
+    /// Its bytes, not stored yet.
+    Bytes(&'a [u8]),
+    /// An update's payload, already stored in the artifact store under its
+    /// (verified) hash as it arrived, with the outcome of its checks
+    /// ([`check_update`]).
+    StoredUpdate(Result<(), WireError>),
+}
+
+impl Blob<'_> {
+    fn bytes(&self) -> &[u8] {
+        match self {
+            Self::Bytes(bytes) => bytes,
+            Self::StoredUpdate(_) => &[],
+        }
+    }
 }
 
 impl<S, L, A> Coordinator<S, L, A>
@@ -162,7 +182,7 @@ where
                         return refuse(ErrorCode::HashMismatch, "the upload's hash is not the one signed").into();
                     }
                 }
-                self.execute(verified, &envelope, blob).await.into()
+                self.execute(verified, &envelope, blob.map(Blob::Bytes)).await.into()
             }
         }
     }
@@ -222,7 +242,7 @@ where
         &self,
         verified: Verified<SignedRequest>,
         envelope: &SignedEnvelope,
-        blob: Option<&[u8]>,
+        blob: Option<Blob<'_>>,
     ) -> Result<ResponseBody, WireError> {
         let signer = verified.signer;
         // Kept with submissions and scores: anyone can re-verify them later.
@@ -233,10 +253,12 @@ where
         };
         let amount = Amount::from_micro;
         match verified.message {
-            SignedRequest::CreateTask(create) => self.create_task(signer, create, blob.unwrap_or_default()).await,
+            SignedRequest::CreateTask(create) => {
+                self.create_task(signer, create, blob.as_ref().map_or(&[], Blob::bytes)).await
+            }
             SignedRequest::JoinTask(join) => self.join(signer, join).await,
             SignedRequest::SubmitUpdate(update) => {
-                self.submit(signer, update, blob.unwrap_or_default(), signed()).await
+                self.submit(signer, update, blob.unwrap_or(Blob::Bytes(&[])), signed()).await
             }
             SignedRequest::SubmitScore(score) => self.score(signer, score, signed()).await,
             SignedRequest::Stake(stake) => {
@@ -385,14 +407,19 @@ where
         &self,
         trainer: PublicKey,
         update: SubmitUpdate,
-        bytes: &[u8],
+        blob: Blob<'_>,
         envelope: Vec<u8>,
     ) -> Result<ResponseBody, WireError> {
         let slot = self.running(update.task).await?;
-        let checked = check_update(&slot.record.spec, bytes);
-        if checked.is_ok() {
-            self.inner.artifacts.put(update.update, bytes).await.map_err(|e| internal("artifact store", &e))?;
-        }
+        // Invalid payloads are stored too: the evidence behind the slash,
+        // which anyone can check against the signed envelope.
+        let checked = match blob {
+            Blob::Bytes(bytes) => {
+                self.inner.artifacts.put(update.update, bytes).await.map_err(|e| internal("artifact store", &e))?;
+                check_update(&slot.record.spec, bytes)
+            }
+            Blob::StoredUpdate(checked) => checked,
+        };
         let submission = update.submission_id(&trainer);
         let check = match &checked {
             Ok(()) => PayloadCheck::Passed,

@@ -14,6 +14,7 @@ use starling_protocol::{ErrorCode, ReadRequest, ResponseBody, SignedEnvelope, Ve
 use starling_staking::LedgerStore;
 
 use super::Coordinator;
+use super::handlers::Blob;
 use crate::artifacts::ArtifactStore;
 use crate::store::CoordinatorStore;
 
@@ -142,7 +143,7 @@ where
         &self,
         verified: Verified<SignedRequest>,
         envelope: &SignedEnvelope,
-        blob: Option<&[u8]>,
+        blob: Option<Blob<'_>>,
     ) -> Result<ResponseBody, WireError> {
         let answer = self.execute_uncounted(verified, envelope, blob).await;
         self.inner.metrics.answered(&answer);

@@ -10,15 +10,16 @@
 //! sends megabytes into a refusal.
 
 use starling_net::quinn::{Endpoint, RecvStream, SendStream};
-use starling_net::{BlobError, FrameError, REFUSED, read_frame, recv_blob, send_blob, write_frame};
+use starling_net::{BlobError, FrameError, REFUSED, read_frame, recv_blob, recv_blob_pieces, send_blob, write_frame};
+use starling_protocol::messages::SignedRequest;
 use starling_protocol::{
-    ContentHash, ErrorCode, MAX_CONTROL_MESSAGE, ReadRequest, Request, Response, ResponseBody, WireError,
+    ContentHash, ErrorCode, MAX_CONTROL_MESSAGE, ReadRequest, Request, Response, ResponseBody, SubmitUpdate, WireError,
 };
 use starling_staking::LedgerStore;
 
 use super::Coordinator;
-use super::handlers::upload;
-use crate::artifacts::ArtifactStore;
+use super::handlers::{Blob, check_update, internal, upload};
+use crate::artifacts::{ArtifactError, ArtifactStore, ArtifactUpload};
 use crate::store::CoordinatorStore;
 
 impl<S, L, A> Coordinator<S, L, A>
@@ -91,6 +92,14 @@ where
                     let _ = recv.stop(REFUSED);
                     return reply(send, error.into()).await;
                 }
+                if let SignedRequest::SubmitUpdate(update) = &verified.message {
+                    let checked = match self.receive_update(&mut recv, update).await {
+                        Ok(checked) => checked,
+                        Err(error) => return reply(send, error.into()).await,
+                    };
+                    let answer = self.execute(verified, &envelope, Some(Blob::StoredUpdate(checked))).await;
+                    return reply(send, answer.into()).await;
+                }
                 let mut blob = Vec::with_capacity(usize::try_from(len).unwrap_or(0));
                 match recv_blob(&mut recv, len, Some(hash), &mut blob).await {
                     Ok((received, _)) if received == len => {}
@@ -103,9 +112,54 @@ where
                     }
                     Err(error) => return reply(send, blob_error(&error).into()).await,
                 }
-                reply(send, self.execute(verified, &envelope, Some(&blob)).await.into()).await;
+                reply(send, self.execute(verified, &envelope, Some(Blob::Bytes(&blob))).await.into()).await;
             }
         }
+    }
+
+    /// Receives an update's payload straight into the artifact store: each
+    /// piece is copied once into memory for the checks and handed, uncopied,
+    /// to the store's writer, which hashes and writes it on the blocking pool
+    /// while the rest arrives. The payload is checked (decode, finiteness,
+    /// norm) while the store syncs it. Returns the checks' outcome once the
+    /// payload is durably stored under its signed hash; `Err` (nothing
+    /// stored, nothing recorded) if it did not arrive whole under that hash.
+    async fn receive_update(
+        &self,
+        recv: &mut RecvStream,
+        update: &SubmitUpdate,
+    ) -> Result<Result<(), WireError>, WireError> {
+        let slot = self.running(update.task).await?;
+        let len = update.update_len;
+        let store_failed = |error: &ArtifactError| match error {
+            ArtifactError::HashMismatch { .. } => {
+                WireError::new(ErrorCode::HashMismatch, "the upload's hash is not the one signed")
+            }
+            other => internal("artifact store", other),
+        };
+        let mut upload = self.inner.artifacts.begin(update.update, len).await.map_err(|e| store_failed(&e))?;
+        let mut blob = Vec::with_capacity(usize::try_from(len).unwrap_or(0));
+        let received = recv_blob_pieces(recv, len, |piece| {
+            blob.extend_from_slice(&piece);
+            upload.feed(piece).map_err(|e| BlobError::Sink(std::io::Error::other(e)))
+        })
+        .await;
+        let error = match received {
+            Ok(received) if received == len => None,
+            Ok(received) => Some(WireError::new(
+                ErrorCode::LengthMismatch,
+                format!("the upload announced {len} bytes but carried {received}"),
+            )),
+            Err(error) => Some(blob_error(&error)),
+        };
+        if let Some(error) = error {
+            upload.abort().await;
+            return Err(error);
+        }
+        let spec = &slot.record.spec;
+        let (stored, checked) = tokio::join!(upload.commit(), async { check_update(spec, &blob) });
+        stored.map_err(|e| store_failed(&e))?;
+        Ok(checked)
     }
 
     async fn serve_fetch(&self, mut send: SendStream, hash: ContentHash) {
