@@ -10,6 +10,7 @@
 
 use std::collections::HashMap;
 
+use starling_protocol::TensorBytes;
 use starling_protocol::messages::{MAX_LISTED_BONDS, SignedRequest};
 use starling_protocol::payload::decode_view;
 use starling_protocol::{
@@ -109,7 +110,7 @@ pub(crate) fn check_update(spec: &TaskSpec, bytes: &[u8]) -> Result<(), WireErro
     let tensors =
         decode_view(bytes, &spec.model.tensors, spec.payload_limit_bytes()).map_err(|e| WireError::from_error(&e))?;
     if let Some(bound) = spec.max_update_norm {
-        let squared: f64 = tensors.iter().flat_map(|t| t.values()).map(|v| f64::from(v) * f64::from(v)).sum();
+        let squared: f64 = tensors.iter().map(TensorBytes::sum_of_squares).sum();
         let norm = squared.sqrt();
         if norm > bound {
             return Err(refuse(

@@ -21,9 +21,9 @@ use crate::tensor::{NamedTensor, TensorSpec};
 /// that every value is finite.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TensorBytes<'a> {
-    name: &'a str,
-    shape: &'a [usize],
-    data: &'a [u8],
+    pub(super) name: &'a str,
+    pub(super) shape: &'a [usize],
+    pub(super) data: &'a [u8],
 }
 
 impl<'a> TensorBytes<'a> {
@@ -56,6 +56,47 @@ impl<'a> TensorBytes<'a> {
     /// The values, decoded on the fly.
     pub fn values(&self) -> impl ExactSizeIterator<Item = f32> + 'a {
         self.data.as_chunks::<4>().0.iter().map(|chunk| f32::from_le_bytes(*chunk))
+    }
+
+    /// The first value that is NaN or infinite, with its index.
+    ///
+    /// Scans blocks without stopping at each value (a NaN or infinity has
+    /// all exponent bits set; OR-ing that test over a block vectorises),
+    /// and only looks value by value inside a block that has one: several
+    /// times faster than a short-circuiting search on megabyte tensors.
+    pub fn first_non_finite(&self) -> Option<(usize, f32)> {
+        const BLOCK: usize = 1024;
+        const EXPONENT: u32 = 0x7f80_0000;
+        let (values, _) = self.data.as_chunks::<4>();
+        values.chunks(BLOCK).enumerate().find_map(|(b, block)| {
+            let any = block.iter().fold(false, |any, v| any | (u32::from_le_bytes(*v) & EXPONENT == EXPONENT));
+            if !any {
+                return None;
+            }
+            block
+                .iter()
+                .map(|v| f32::from_le_bytes(*v))
+                .enumerate()
+                .find(|(_, v)| !v.is_finite())
+                .map(|(i, v)| (b * BLOCK + i, v))
+        })
+    }
+
+    /// The sum of the squared values, accumulated in `f64` (eight lanes, so
+    /// it vectorises): the squared L2 norm.
+    pub fn sum_of_squares(&self) -> f64 {
+        const LANES: usize = 8;
+        let (blocks, rest) = self.data.as_chunks::<{ 4 * LANES }>();
+        let mut lanes = [0f64; LANES];
+        for block in blocks {
+            let (values, _) = block.as_chunks::<4>();
+            for (lane, v) in lanes.iter_mut().zip(values) {
+                let v = f64::from(f32::from_le_bytes(*v));
+                *lane += v * v;
+            }
+        }
+        let tail: f64 = rest.as_chunks::<4>().0.iter().map(|v| f64::from(f32::from_le_bytes(*v)).powi(2)).sum();
+        lanes.iter().sum::<f64>() + tail
     }
 
     /// The values, copied into a new vector.
@@ -179,7 +220,7 @@ pub fn decode_view<'a>(
             .get(spec.name.as_str())
             .copied()
             .ok_or_else(|| PayloadError::MissingTensor { name: spec.name.clone() })?;
-        if let Some((index, value)) = view.values().enumerate().find(|(_, v)| !v.is_finite()) {
+        if let Some((index, value)) = view.first_non_finite() {
             return Err(PayloadError::NonFinite { name: spec.name.clone(), index, value });
         }
         out.push(view);

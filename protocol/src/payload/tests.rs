@@ -382,3 +382,32 @@ fn inspect_refuses_what_no_model_could_hold() {
     hostile.extend_from_slice(b"{}");
     assert!(inspect(&hostile, 4096).is_err());
 }
+
+#[test]
+fn block_scans_agree_with_the_value_by_value_definitions() {
+    // 2 500 values: two whole scan blocks of 1 024 and a partial one, and a
+    // length that is not a multiple of the eight sum lanes.
+    let len = 2_500;
+    let values: Vec<f32> = (0..len).map(|i| ((i * 37 % 101) as f32 - 50.0) * 0.013).collect();
+    let view = TensorBytes { name: "w", shape: &[2_500], data: &f32_bytes(&values) };
+    assert_eq!(view.first_non_finite(), None);
+    let naive: f64 = values.iter().map(|&v| f64::from(v) * f64::from(v)).sum();
+    assert!((view.sum_of_squares() - naive).abs() <= 1e-9 * naive, "{} vs {naive}", view.sum_of_squares());
+
+    for (index, bad) in [(0, f32::NAN), (1_023, f32::INFINITY), (1_024, f32::NEG_INFINITY), (2_499, f32::NAN)] {
+        let mut poisoned = values.clone();
+        poisoned[index] = bad;
+        // A second bad value later must not hide the first.
+        if index + 7 < len {
+            poisoned[index + 7] = f32::NAN;
+        }
+        let data = f32_bytes(&poisoned);
+        let view = TensorBytes { name: "w", shape: &[2_500], data: &data };
+        let (found, value) = view.first_non_finite().unwrap();
+        assert_eq!(found, index);
+        assert_eq!(value.to_bits(), bad.to_bits());
+    }
+    // The largest finite values are finite.
+    let data = f32_bytes(&[f32::MAX, f32::MIN, f32::MIN_POSITIVE, -0.0]);
+    assert_eq!(TensorBytes { name: "w", shape: &[4], data: &data }.first_non_finite(), None);
+}
