@@ -32,11 +32,12 @@ use tokio::sync::Semaphore;
 
 const CLIENTS: usize = 32;
 
-fn peak_rss_mb() -> f64 {
+/// The process's peak (`VmHWM`) or current (`VmRSS`) resident memory, in MB.
+fn rss_mb(field: &str) -> f64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
     status
         .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .find_map(|l| l.strip_prefix(field))
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
         .map_or(f64::NAN, |kb| kb / 1024.0)
 }
@@ -71,6 +72,7 @@ async fn run(trainers: usize) {
         done.unwrap();
     }
     eprintln!("set-up of {trainers} trainers: {:.1} s", setup.elapsed().as_secs_f64());
+    let before_round = rss_mb("VmRSS:");
 
     // Open the round now instead of waiting out the join window.
     let opened = Instant::now();
@@ -90,6 +92,8 @@ async fn run(trainers: usize) {
         let (key, net, gate, tensors) = (key.clone(), net.clone(), gate.clone(), spec.model.tensors.clone());
         let info = info.clone();
         uploads.spawn(async move {
+            // Made once the permit is held: at most `CLIENTS` payloads exist at a time.
+            let _permit = gate.acquire().await.unwrap();
             let values: Vec<NamedTensor> = tensors
                 .iter()
                 .map(|s| {
@@ -99,7 +103,6 @@ async fn run(trainers: usize) {
                 })
                 .collect();
             let bytes = UpdatePayload::encode_owned(&values).unwrap().into_bytes();
-            let _permit = gate.acquire().await.unwrap();
             let message = SubmitUpdate {
                 task,
                 round: info.round,
@@ -160,13 +163,14 @@ async fn run(trainers: usize) {
 
     println!(
         "{trainers} trainers, 3 validators, one round: updates {:.2} s ({:.0}/s), scores {:.2} s ({:.0}/s), \
-         consensus+aggregation+settlement {:.2} s; peak RSS {:.0} MB",
+         consensus+aggregation+settlement {:.2} s; peak RSS {:.0} MB ({:.0} MB before the round opened)",
         trained.as_secs_f64(),
         trainers as f64 / trained.as_secs_f64(),
         scored.as_secs_f64(),
         (3 * trainers) as f64 / scored.as_secs_f64(),
         settled.as_secs_f64(),
-        peak_rss_mb()
+        rss_mb("VmHWM:"),
+        before_round,
     );
 }
 
