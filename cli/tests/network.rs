@@ -80,10 +80,15 @@ struct Server {
 
 impl Server {
     fn start(place: &Place, admin: &str, extra: &[&str]) -> Self {
+        Self::start_at(place, admin, "127.0.0.1:0", extra)
+    }
+
+    /// A coordinator on `quic` (a restarted one takes its predecessor's port).
+    fn start_at(place: &Place, admin: &str, quic: &str, extra: &[&str]) -> Self {
         let data = place.path().join("coordinator");
         let mut child = starling(place.path())
             .args(["coordinator", "serve", "--data-dir", data.to_str().unwrap(), "--admin-key", admin])
-            .args(["--quic-addr", "127.0.0.1:0", "--http-addr", "off", "--join-window-secs", "1", "--tick-ms", "50"])
+            .args(["--quic-addr", quic, "--http-addr", "off", "--join-window-secs", "1", "--tick-ms", "50"])
             .args(extra)
             .env("STARLING_LOG", "warn")
             .stdout(Stdio::piped())
@@ -433,6 +438,92 @@ fn a_one_round_task_is_trained_and_validated_end_to_end() {
     assert!(paid(&t) > 50_000_000 && paid(&v) > 50_000_000, "{t}\n{v}");
     assert_eq!(paid(&t) + paid(&v), 110_000_000, "{t}\n{v}");
 
+    let shown = ok(server.run(&place, "admin", &["task", "show", "--task", &task]));
+    assert!(shown.contains("task finished"), "{shown}");
+}
+
+#[test]
+fn a_coordinator_killed_mid_round_resumes_and_pays_once() {
+    let mnist = mnist_dir();
+    let place = Place::new();
+    let admin = place.key("admin");
+    let keys: Vec<(&str, String)> =
+        ["quick", "slow", "validator"].into_iter().map(|who| (who, place.key(who))).collect();
+    let server = Server::start(&place, &admin, &[]);
+    ok(server.run(&place, "admin", &["admin", "issue", "--to", &admin, "--amount", "50"]));
+    for (who, key) in &keys {
+        ok(server.run(&place, "admin", &["admin", "issue", "--to", key, "--amount", "50"]));
+        let role = if *who == "validator" { "validator" } else { "trainer" };
+        ok(server.run(&place, who, &["stake", "--role", role, "--amount", "20"]));
+    }
+    let task_args = ["task", "create", "--model", "logreg", "--rounds", "2", "--lr", "0.05", "--reward-pool", "10"];
+    let task = ok(server.run(
+        &place,
+        "admin",
+        &[&task_args[..], &["--training-secs", "300", "--validation-secs", "300"]].concat(),
+    ))
+    .trim()
+    .to_owned();
+
+    let participate = |who: &str, samples: &str| {
+        let command = if who == "validator" { "validate" } else { "train" };
+        server
+            .client(&place, who, &[command, "--task", &task])
+            .args(["--samples", samples, "--max-poll-secs", "0.2", "--retries", "12", "--seed", "7"])
+            .arg("--data")
+            .arg(&mnist)
+            .arg("--cache")
+            .arg(place.path().join(format!("{who}-cache")))
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    // The quick trainer's first update is in while the slow one still trains:
+    // the coordinator dies holding a record its saved machine does not have.
+    let mut quick = participate("quick", "300");
+    let slow = participate("slow", "6000");
+    let validating = participate("validator", "1000");
+    let mut quick_out = BufReader::new(quick.stdout.take().unwrap()).lines();
+    let mut quick_lines = Vec::new();
+    for line in quick_out.by_ref() {
+        let line = line.unwrap();
+        let uploaded = line.contains("round 0: update ");
+        quick_lines.push(line);
+        if uploaded {
+            break;
+        }
+    }
+    let port = server.quic.rsplit(':').next().unwrap().to_owned();
+    let killed = Command::new("kill").args(["-KILL", &server.child.id().to_string()]).status().unwrap();
+    assert!(killed.success());
+    drop(server);
+    let server = Server::start_at(&place, &admin, &format!("127.0.0.1:{port}"), &[]);
+
+    quick_lines.extend(quick_out.map(Result::unwrap));
+    let quick = quick.wait_with_output().unwrap();
+    assert!(quick.status.success(), "{}\n{}", quick_lines.join("\n"), text(&quick.stderr));
+    let quick = quick_lines.join("\n");
+    let slow = ok(slow.wait_with_output().unwrap());
+    let validated = ok(validating.wait_with_output().unwrap());
+    assert!(quick.contains(&format!("task {task} finished: 2 update(s) accepted")), "{quick}");
+    assert!(slow.contains(&format!("task {task} finished: 2 update(s) accepted")), "{slow}");
+    assert!(validated.contains(&format!("task {task} finished: 4 score(s) accepted")), "{validated}");
+
+    // Paid exactly once: the participants' money is their 3 × 50 STAR plus
+    // the 10 STAR pool, less the few µSTAR of rounding the ledger leaves in
+    // the task's escrow. Paying a round twice would add millions of µSTAR.
+    let json = |key: &str| -> serde_json::Value {
+        serde_json::from_str(&ok(server.run(&place, "admin", &["balance", "--of", key, "--json"]))).unwrap()
+    };
+    let held: u64 = keys
+        .iter()
+        .map(|(_, key)| {
+            let v = json(key);
+            v["free"].as_u64().unwrap() + v["staked"].as_u64().unwrap()
+        })
+        .sum();
+    assert!((160_000_000 - 10..=160_000_000).contains(&held), "{held} µSTAR");
     let shown = ok(server.run(&place, "admin", &["task", "show", "--task", &task]));
     assert!(shown.contains("task finished"), "{shown}");
 }
