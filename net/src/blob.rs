@@ -247,21 +247,34 @@ mod tests {
         bytes
     }
 
+    /// Sends `data` as one blob from a task, waiting for the receiver to
+    /// have it all; the connection comes back when done, to outlive the test.
+    fn send_whole(client: quinn::Connection, data: Vec<u8>) -> tokio::task::JoinHandle<quinn::Connection> {
+        tokio::spawn(async move {
+            let mut send = client.open_uni().await.unwrap();
+            send_blob(&mut send, &data).await.unwrap();
+            send.stopped().await.unwrap();
+            client
+        })
+    }
+
+    /// Why receiving a blob of at most 1 MiB from `recv` failed, with
+    /// [`recv_blob`] or else [`recv_blob_pieces`]: both refuse alike.
+    async fn receive_either(recv: &mut RecvStream, pieces: bool) -> BlobError {
+        if pieces {
+            recv_blob_pieces(recv, 1 << 20, |_| Ok(())).await.unwrap_err()
+        } else {
+            recv_blob(recv, 1 << 20, None, &mut Vec::new()).await.unwrap_err()
+        }
+    }
+
     #[tokio::test]
     async fn a_blob_arrives_whole_with_its_hash() {
         let (client, server) = connected_pair().await;
         // Not a multiple of the staging size, and larger than one stream window's worth of packets.
         let data = payload(3 * STAGING + 12_345);
         let expected = ContentHash::of(&data);
-        let sending = {
-            let data = data.clone();
-            tokio::spawn(async move {
-                let mut send = client.open_uni().await.unwrap();
-                send_blob(&mut send, &data).await.unwrap();
-                send.stopped().await.unwrap();
-                client
-            })
-        };
+        let sending = send_whole(client, data.clone());
         let mut recv = server.accept_uni().await.unwrap();
         let mut sink = Vec::new();
         let (len, hash) = recv_blob(&mut recv, 1 << 24, Some(expected), &mut sink).await.unwrap();
@@ -276,15 +289,7 @@ mod tests {
     async fn pieces_arrive_whole_in_order_and_staged() {
         let (client, server) = connected_pair().await;
         let data = payload(3 * STAGING + 12_345);
-        let sending = {
-            let data = data.clone();
-            tokio::spawn(async move {
-                let mut send = client.open_uni().await.unwrap();
-                send_blob(&mut send, &data).await.unwrap();
-                send.stopped().await.unwrap();
-                client
-            })
-        };
+        let sending = send_whole(client, data.clone());
         let mut recv = server.accept_uni().await.unwrap();
         let mut pieces: Vec<Bytes> = Vec::new();
         let len = recv_blob_pieces(&mut recv, 1 << 24, |piece| {
@@ -305,24 +310,8 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn pieces_are_refused_like_blobs_and_a_failing_taker_stops_the_stream() {
+    async fn a_failing_piece_taker_stops_the_stream() {
         let (client, server) = connected_pair().await;
-        let mut send = client.open_uni().await.unwrap();
-        send.write_all(&4u64.to_le_bytes()).await.unwrap();
-        send.write_all(b"fourfive").await.unwrap();
-        send.finish().unwrap();
-        let mut recv = server.accept_uni().await.unwrap();
-        let err = recv_blob_pieces(&mut recv, 1 << 20, |_| Ok(())).await.unwrap_err();
-        assert!(matches!(err, BlobError::TrailingBytes { announced: 4 }), "{err}");
-
-        let mut send = client.open_uni().await.unwrap();
-        send.write_all(&1000u64.to_le_bytes()).await.unwrap();
-        send.write_all(&payload(600)).await.unwrap();
-        send.finish().unwrap();
-        let mut recv = server.accept_uni().await.unwrap();
-        let err = recv_blob_pieces(&mut recv, 1 << 20, |_| Ok(())).await.unwrap_err();
-        assert!(matches!(err, BlobError::Truncated { announced: 1000, received: 600 }), "{err}");
-
         let mut send = client.open_uni().await.unwrap();
         send.write_all(&2000u64.to_le_bytes()).await.unwrap();
         let mut recv = server.accept_uni().await.unwrap();
@@ -373,25 +362,27 @@ mod tests {
     #[tokio::test]
     async fn a_truncated_blob_is_refused() {
         let (client, server) = connected_pair().await;
-        let mut send = client.open_uni().await.unwrap();
-        send.write_all(&1000u64.to_le_bytes()).await.unwrap();
-        send.write_all(&payload(600)).await.unwrap();
-        send.finish().unwrap();
-        let mut recv = server.accept_uni().await.unwrap();
-        let err = recv_blob(&mut recv, 1 << 20, None, &mut Vec::new()).await.unwrap_err();
-        assert!(matches!(err, BlobError::Truncated { announced: 1000, received: 600 }), "{err}");
+        for pieces in [false, true] {
+            let mut send = client.open_uni().await.unwrap();
+            send.write_all(&1000u64.to_le_bytes()).await.unwrap();
+            send.write_all(&payload(600)).await.unwrap();
+            send.finish().unwrap();
+            let err = receive_either(&mut server.accept_uni().await.unwrap(), pieces).await;
+            assert!(matches!(err, BlobError::Truncated { announced: 1000, received: 600 }), "{err}");
+        }
     }
 
     #[tokio::test]
     async fn trailing_bytes_are_refused() {
         let (client, server) = connected_pair().await;
-        let mut send = client.open_uni().await.unwrap();
-        send.write_all(&4u64.to_le_bytes()).await.unwrap();
-        send.write_all(b"fourfive").await.unwrap();
-        send.finish().unwrap();
-        let mut recv = server.accept_uni().await.unwrap();
-        let err = recv_blob(&mut recv, 1 << 20, None, &mut Vec::new()).await.unwrap_err();
-        assert!(matches!(err, BlobError::TrailingBytes { announced: 4 }), "{err}");
+        for pieces in [false, true] {
+            let mut send = client.open_uni().await.unwrap();
+            send.write_all(&4u64.to_le_bytes()).await.unwrap();
+            send.write_all(b"fourfive").await.unwrap();
+            send.finish().unwrap();
+            let err = receive_either(&mut server.accept_uni().await.unwrap(), pieces).await;
+            assert!(matches!(err, BlobError::TrailingBytes { announced: 4 }), "{err}");
+        }
     }
 
     #[tokio::test]

@@ -100,6 +100,40 @@ async fn an_oversized_upload_is_refused_at_once_and_leaves_nothing() {
 }
 
 #[tokio::test]
+async fn fed_pieces_are_stored_like_written_ones_and_refused_alike() {
+    let (_dir, store) = store().await;
+    // Several sync intervals' worth, in uneven pieces.
+    let bytes = blob(5 * 1024 * 1024 + 17, 9);
+    let hash = ContentHash::of(&bytes);
+    let mut upload = store.begin(hash, bytes.len() as u64).await.unwrap();
+    for piece in bytes.chunks(300_001) {
+        upload.feed(bytes::Bytes::copy_from_slice(piece)).unwrap();
+    }
+    assert_eq!(upload.written(), bytes.len() as u64);
+    assert_eq!(upload.commit().await.unwrap(), Stored::Written);
+    assert_eq!(store.get(hash).await.unwrap(), bytes);
+
+    // Past the limit: refused at once, and the upload is over.
+    let small = blob(100, 1);
+    let mut upload = store.begin(ContentHash::of(&small), 99).await.unwrap();
+    upload.feed(bytes::Bytes::copy_from_slice(&small[..50])).unwrap();
+    let refused = upload.feed(bytes::Bytes::copy_from_slice(&small[50..]));
+    assert!(matches!(refused, Err(ArtifactError::TooLarge { max_len: 99, received: 100 })), "{refused:?}");
+    assert!(matches!(upload.feed(bytes::Bytes::from_static(b"x")), Err(ArtifactError::Discarded)));
+    assert!(matches!(upload.commit().await, Err(ArtifactError::Discarded)));
+
+    // Fed bytes that are not the announced ones: nothing is stored.
+    let wrong = ContentHash::of(b"something else");
+    let mut upload = store.begin(wrong, 100).await.unwrap();
+    upload.feed(bytes::Bytes::copy_from_slice(&small)).unwrap();
+    assert!(matches!(upload.commit().await, Err(ArtifactError::HashMismatch { .. })));
+    assert!(!store.contains(wrong).await.unwrap());
+    assert!(!store.contains(ContentHash::of(&small)).await.unwrap());
+    let leftover: Vec<PathBuf> = files(store.root()).into_iter().filter(|f| !f.ends_with(hash.to_string())).collect();
+    assert_eq!(leftover, Vec::<PathBuf>::new(), "only the stored blob remains");
+}
+
+#[tokio::test]
 async fn aborted_and_dropped_uploads_leave_nothing() {
     let (_dir, store) = store().await;
     let bytes = blob(10_000, 4);
