@@ -345,8 +345,12 @@ pub async fn poisoner(
                 samples: 600,
                 train_loss: 0.5,
             };
-            let answer = transport.upload(&sign(&me, &update), &bytes).await.unwrap().into_result();
-            answers.push((info.round, answer));
+            // A lost connection (the coordinator stopped before answering)
+            // is tried again, as a real client does; the restarted
+            // coordinator has the record and refuses the second copy.
+            if let Ok(answer) = transport.upload(&sign(&me, &update), &bytes).await {
+                answers.push((info.round, answer.into_result()));
+            }
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
