@@ -43,6 +43,8 @@ super::transact::ledger_store!(
     // committed, cannot upgrade and fails at once; an immediate one waits
     // for the lock under the busy timeout instead.
     begin = "BEGIN IMMEDIATE",
+    // `BEGIN IMMEDIATE` already makes writers take turns.
+    serialize = "",
     lock = "",
     next_bond = "UPDATE bond_ids SET next = next + 1 RETURNING next - 1"
 );
