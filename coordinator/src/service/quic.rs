@@ -138,7 +138,7 @@ where
             other => internal("artifact store", other),
         };
         let mut upload = self.inner.artifacts.begin(update.update, len).await.map_err(|e| store_failed(&e))?;
-        let mut blob = Vec::with_capacity(usize::try_from(len).unwrap_or(0));
+        let mut blob = self.inner.buffers.take(usize::try_from(len).unwrap_or(0));
         let received = recv_blob_pieces(recv, len, |piece| {
             blob.extend_from_slice(&piece);
             upload.feed(piece).map_err(|e| BlobError::Sink(std::io::Error::other(e)))
