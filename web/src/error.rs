@@ -1,10 +1,12 @@
-//! The one error shape every failing response has:
+//! The one error shape every failing API response has:
 //! `{"error": {"code": "not_found", "message": "no task 7"}}`.
 //!
 //! Handlers return [`ApiError`]. Responses that other layers produce (axum's
 //! 405, the body limit's 413, a caught panic's 500, a rate limiter's 429) are
 //! rewritten into the same shape by [`normalize_errors`], so a client never
 //! has to parse a second format, and a 5xx never carries internal detail.
+//! The one exception is the dashboard: its HTML routes render the same
+//! [`ApiError`] as a page for people, marked with [`keep_shape`].
 
 use std::borrow::Cow;
 
@@ -106,6 +108,14 @@ impl IntoResponse for ApiError {
         response.extensions_mut().insert(Shaped);
         response
     }
+}
+
+/// Marks `response` as already in the shape its client reads, so
+/// [`normalize_errors`] passes it through: for the dashboard's HTML error
+/// pages, which a browser shows to a person.
+pub(crate) fn keep_shape(mut response: Response) -> Response {
+    response.extensions_mut().insert(Shaped);
+    response
 }
 
 /// Middleware (for `axum::middleware::map_response`): gives every 4xx/5xx

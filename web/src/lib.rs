@@ -1,6 +1,7 @@
-//! Starling's HTTP side: the coordinator's JSON API, model downloads, health
-//! and metrics, as an axum [`Router`](axum::Router) over the [`ReadModel`]
-//! trait that the coordinator implements.
+//! Starling's HTTP side: the coordinator's JSON API (with its OpenAPI
+//! document), model downloads, health and metrics, and the server-rendered
+//! dashboard pages, as an axum [`Router`](axum::Router) over the
+//! [`ReadModel`] trait that the coordinator implements.
 //!
 //! This crate holds no business rules: every number it serves was computed
 //! by the coordinator, and it never reaches into the coordinator's state.
@@ -9,6 +10,7 @@
 
 mod config;
 mod error;
+mod html;
 mod page;
 mod read_model;
 mod router;

@@ -4,15 +4,19 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
+use axum::http::{HeaderMap, Uri, header};
 use axum::middleware::map_response;
-use axum::routing::get;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{MethodRouter, get};
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::limit::RequestBodyLimitLayer;
 
 use crate::config::WebConfig;
 use crate::error::{ApiError, normalize_errors};
+use crate::html;
+use crate::html::layout::HtmlError;
 use crate::read_model::ReadModel;
-use crate::routes::{accounts, model, ops, tasks};
+use crate::routes::{accounts, model, openapi, ops, tasks};
 
 /// What every handler shares.
 #[derive(Clone)]
@@ -21,20 +25,27 @@ pub(crate) struct AppState {
     pub(crate) config: Arc<WebConfig>,
 }
 
-/// The HTTP API over `model` with [`WebConfig::default`] limits.
+/// The HTTP API and dashboard over `model` with [`WebConfig::default`] limits.
 ///
 /// | route | answer |
 /// |---|---|
+/// | `GET /` | HTML: the tasks, paged by `?cursor=&limit=` |
+/// | `GET /tasks/{id}` | HTML: the task, its accuracy and loss chart, leaderboard, submissions, payouts |
+/// | `GET /accounts/{key}?cursor=&limit=` | HTML: balances, bonds, history, the CLI commands to stake or delegate |
 /// | `GET /api/tasks?cursor=&limit=` | `Page<TaskSummary>` |
 /// | `GET /api/tasks/{id}` | [`TaskDetail`](crate::TaskDetail) |
 /// | `GET /api/tasks/{id}/model` | safetensors bytes, `ETag`, 304 on `If-None-Match` |
 /// | `GET /api/accounts/{key}?cursor=&limit=` | [`AccountView`](crate::AccountView) |
+/// | `GET /api/openapi.json` | the OpenAPI 3.1 document of the routes below `/api`, `/healthz` and `/metrics` |
 /// | `GET /healthz` | `200 ok` or 503 |
 /// | `GET /metrics` | Prometheus text |
 ///
-/// Every error, including unknown routes (404), wrong methods (405),
-/// oversized bodies (413) and panics (500), has the body
-/// `{"error": {"code": …, "message": …}}`.
+/// Every error of the JSON routes, including unknown routes (404), wrong
+/// methods (405), oversized bodies (413) and panics (500), has the body
+/// `{"error": {"code": …, "message": …}}`. The HTML pages answer their own
+/// errors (bad id or key 400, unknown task or account 404, store failures
+/// 5xx) as HTML pages with the same status and message, and so does an
+/// unknown path outside `/api/` when the client asks for `text/html`.
 pub fn router(model: Arc<dyn ReadModel>) -> Router {
     router_with_config(model, WebConfig::default())
 }
@@ -43,13 +54,13 @@ pub fn router(model: Arc<dyn ReadModel>) -> Router {
 pub fn router_with_config(model: Arc<dyn ReadModel>, config: WebConfig) -> Router {
     let body_limit = config.max_body_bytes;
     let state = AppState { model, config: Arc::new(config) };
-    Router::new()
-        .route("/api/tasks", get(tasks::list))
-        .route("/api/tasks/{id}", get(tasks::detail))
-        .route("/api/tasks/{id}/model", get(model::download))
-        .route("/api/accounts/{key}", get(accounts::get))
-        .route("/healthz", get(ops::healthz))
-        .route("/metrics", get(ops::metrics))
+    let pages = Router::new()
+        .route("/", get(html::tasks::list))
+        .route("/tasks/{id}", get(html::task::detail))
+        .route("/accounts/{key}", get(html::account::get));
+    api_routes()
+        .into_iter()
+        .fold(pages, |router, (path, handler)| router.route(path, handler))
         .fallback(no_route)
         .with_state(state)
         // Layers wrap what is above them: the last one added runs first, so
@@ -60,9 +71,34 @@ pub fn router_with_config(model: Arc<dyn ReadModel>, config: WebConfig) -> Route
         .layer(map_response(normalize_errors))
 }
 
-/// The answer for a path no route matches.
-async fn no_route() -> ApiError {
-    ApiError::not_found("no such route")
+/// The machine-readable routes, with their handlers: the one list the
+/// router serves and the OpenAPI document must describe (its test checks
+/// both ways), so a route is added here or nowhere.
+pub(crate) fn api_routes() -> [(&'static str, MethodRouter<AppState>); 7] {
+    [
+        ("/api/tasks", get(tasks::list)),
+        ("/api/tasks/{id}", get(tasks::detail)),
+        ("/api/tasks/{id}/model", get(model::download)),
+        ("/api/accounts/{key}", get(accounts::get)),
+        ("/api/openapi.json", get(openapi::get)),
+        ("/healthz", get(ops::healthz)),
+        ("/metrics", get(ops::metrics)),
+    ]
+}
+
+/// The answer for a path no route matches: an HTML page for a browser
+/// outside `/api/`, the JSON error otherwise.
+async fn no_route(uri: Uri, headers: HeaderMap) -> Response {
+    let wants_html = headers
+        .get_all(header::ACCEPT)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .any(|accept| accept.contains("text/html"));
+    if wants_html && !uri.path().starts_with("/api/") {
+        HtmlError(ApiError::not_found("no page at this address")).into_response()
+    } else {
+        ApiError::not_found("no such route").into_response()
+    }
 }
 
 #[cfg(test)]
@@ -70,16 +106,28 @@ mod tests {
     use axum::http::{Request, StatusCode, header};
     use serde_json::json;
 
-    use crate::testing::{MemoryModel, get, send, send_json};
+    use crate::testing::{MemoryModel, get, send, send_html, send_json};
 
     #[tokio::test]
     async fn unknown_routes_are_json_404() {
         let model = MemoryModel::fixture();
-        for uri in ["/", "/nope", "/api/tasks/1/model/extra", "/api/accounts"] {
+        for uri in ["/nope", "/tasks", "/tasks/1/extra", "/api/tasks/1/model/extra", "/api/accounts"] {
             let (status, body) = send_json(&model, get(uri)).await;
             assert_eq!(status, StatusCode::NOT_FOUND, "{uri}");
             assert_eq!(body, json!({"error": {"code": "not_found", "message": "no such route"}}), "{uri}");
         }
+        // A browser gets a page outside /api/, and the JSON error inside it.
+        let browser = |uri: &str| {
+            Request::get(uri)
+                .header(header::ACCEPT, "text/html,application/xhtml+xml,*/*;q=0.8")
+                .body(Default::default())
+        };
+        let (status, page) = send_html(&model, browser("/tasks/1/extra").unwrap()).await;
+        assert_eq!(status, StatusCode::NOT_FOUND);
+        assert!(page.contains("<h1>404 Not Found</h1>") && page.contains("no page at this address"), "{page}");
+        let (status, body) = send_json(&model, browser("/api/nope").unwrap()).await;
+        assert_eq!(status, StatusCode::NOT_FOUND);
+        assert_eq!(body["error"]["message"], "no such route");
     }
 
     #[tokio::test]

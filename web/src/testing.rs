@@ -35,11 +35,14 @@ enum Failure {
     Internal(String),
 }
 
-/// A read model over fixed data: tasks 1, 2, 3, 5 and 8 (task 1 in detail,
-/// with a model in memory; task 2's model streams; task 3 has none) and
-/// Alice's account with five history entries.
+/// A read model over fixed data: tasks 1, 2, 3, 5 and 8 (task 1 running,
+/// with three rounds, three submitters and a validator paid; the others
+/// finished with no round recorded; task 1's model is in memory, task 2's
+/// streams, task 3 has none) and Alice's account with five history entries.
 pub(crate) struct MemoryModel {
     tasks: Vec<TaskSummary>,
+    /// The rejection reason of Bob's submission.
+    reason: String,
     failure: Mutex<Failure>,
     unhealthy: Mutex<Option<String>>,
     panic_on_metrics: Mutex<bool>,
@@ -53,12 +56,26 @@ impl MemoryModel {
     pub(crate) const METRICS: &'static str = "# TYPE starling_rounds_total counter\nstarling_rounds_total 7\n";
 
     pub(crate) fn fixture() -> Arc<Self> {
+        Self::named("mnist-cnn", "mnist", "score below the harm threshold")
+    }
+
+    /// [`MemoryModel::fixture`] with markup in every free-text field a page
+    /// shows: the model and dataset names and the rejection reason.
+    pub(crate) fn hostile() -> Arc<Self> {
+        Self::named(
+            r#"<script>alert("model")</script>"#,
+            "<img src=x onerror=alert(1)>",
+            r#"</td><script>alert("reason")</script>"#,
+        )
+    }
+
+    fn named(model: &str, dataset: &str, reason: &str) -> Arc<Self> {
         let tasks = [1, 2, 3, 5, 8]
             .into_iter()
             .map(|id| TaskSummary {
                 id: TaskId::new(id),
-                model: "mnist-cnn".into(),
-                dataset: "mnist".into(),
+                model: model.into(),
+                dataset: dataset.into(),
                 phase: if id == 1 { RoundPhase::Training } else { RoundPhase::Finished },
                 round: RoundNumber::new(if id == 1 { 2 } else { 9 }),
                 rounds: 10,
@@ -66,18 +83,20 @@ impl MemoryModel {
                 pool_left: if id == 1 { 800_000_000 } else { 0 },
             })
             .collect();
-        Self::with_tasks(tasks)
+        Self::with_tasks(tasks, reason)
     }
 
     /// Tasks `1 ..= count`, all alike.
     pub(crate) fn with_many_tasks(count: u64) -> Arc<Self> {
         let template = Self::fixture().tasks[1].clone();
-        Self::with_tasks((1..=count).map(|id| TaskSummary { id: TaskId::new(id), ..template.clone() }).collect())
+        let tasks = (1..=count).map(|id| TaskSummary { id: TaskId::new(id), ..template.clone() }).collect();
+        Self::with_tasks(tasks, "")
     }
 
-    fn with_tasks(tasks: Vec<TaskSummary>) -> Arc<Self> {
+    fn with_tasks(tasks: Vec<TaskSummary>, reason: &str) -> Arc<Self> {
         Arc::new(Self {
             tasks,
+            reason: reason.into(),
             failure: Mutex::default(),
             unhealthy: Mutex::default(),
             panic_on_metrics: Mutex::default(),
@@ -115,6 +134,11 @@ impl MemoryModel {
 
     pub(crate) fn bob() -> PublicKey {
         PublicKey::from_bytes([0xb0; 32])
+    }
+
+    /// A validator: paid over task 1, no submission.
+    pub(crate) fn victor() -> PublicKey {
+        PublicKey::from_bytes([0xd0; 32])
     }
 
     fn check(&self) -> Result<(), ReadError> {
@@ -189,23 +213,32 @@ impl MemoryModel {
             ],
             submissions: vec![
                 Self::submission(Self::alice(), Some(0.125), SubmissionOutcome::Accepted),
-                Self::submission(
-                    Self::bob(),
-                    Some(-2.5),
-                    SubmissionOutcome::Rejected { reason: "score below the harm threshold".into() },
-                ),
+                Self::submission(Self::bob(), Some(-2.5), SubmissionOutcome::Rejected { reason: self.reason.clone() }),
                 Self::submission(carol, None, SubmissionOutcome::Pending),
             ],
             payouts: vec![
                 IdentityPayout { identity: Self::alice(), rewarded: 150_000_000, slashed: 0 },
                 IdentityPayout { identity: Self::bob(), rewarded: 0, slashed: 1_000_000 },
+                IdentityPayout { identity: Self::victor(), rewarded: 20_000_000, slashed: 0 },
             ],
+        }
+    }
+
+    /// Any other listed task: finished, nothing recorded.
+    fn task_other(summary: &TaskSummary) -> TaskDetail {
+        TaskDetail {
+            summary: summary.clone(),
+            spec: Self::spec(),
+            history: Vec::new(),
+            submissions: Vec::new(),
+            payouts: Vec::new(),
         }
     }
 
     /// The JSON `/api/tasks/1` must answer, written out by hand.
     pub(crate) fn task_one_json() -> Value {
-        let (alice, bob, carol) = (Self::alice(), Self::bob(), PublicKey::from_bytes([0xc0; 32]));
+        let (alice, bob, carol, victor) =
+            (Self::alice(), Self::bob(), PublicKey::from_bytes([0xc0; 32]), Self::victor());
         let id = |key: &PublicKey| {
             SubmissionId::derive(TaskId::new(1), RoundNumber::new(2), key, &ContentHash::of(key.as_bytes())).to_string()
         };
@@ -237,6 +270,7 @@ impl MemoryModel {
             "payouts": [
                 {"identity": alice.to_string(), "rewarded": 150_000_000u64, "slashed": 0},
                 {"identity": bob.to_string(), "rewarded": 0, "slashed": 1_000_000u64},
+                {"identity": victor.to_string(), "rewarded": 20_000_000u64, "slashed": 0},
             ],
         })
     }
@@ -274,7 +308,11 @@ impl ReadModel for MemoryModel {
     fn task(&self, id: TaskId) -> BoxFuture<'_, Result<Option<TaskDetail>, ReadError>> {
         Box::pin(async move {
             self.check()?;
-            Ok((id == TaskId::new(1)).then(|| self.task_one()))
+            Ok(match self.tasks.iter().find(|task| task.id == id) {
+                Some(_) if id == TaskId::new(1) => Some(self.task_one()),
+                Some(summary) => Some(Self::task_other(summary)),
+                None => None,
+            })
         })
     }
 
@@ -387,6 +425,15 @@ pub(crate) async fn send_json(model: &Arc<MemoryModel>, request: Request<Body>) 
     let status = response.status();
     assert_eq!(response.headers()[axum::http::header::CONTENT_TYPE], "application/json", "{status}");
     (status, json_body(response).await)
+}
+
+/// Sends `request` and reads the answer as an HTML page, checking its
+/// content type.
+pub(crate) async fn send_html(model: &Arc<MemoryModel>, request: Request<Body>) -> (StatusCode, String) {
+    let response = send(model, request).await;
+    let status = response.status();
+    assert_eq!(response.headers()[axum::http::header::CONTENT_TYPE], "text/html; charset=utf-8", "{status}");
+    (status, String::from_utf8(body_bytes(response).await).unwrap())
 }
 
 /// The whole body.

@@ -2,6 +2,7 @@
 
 pub(crate) mod accounts;
 pub(crate) mod model;
+pub(crate) mod openapi;
 pub(crate) mod ops;
 pub(crate) mod params;
 pub(crate) mod tasks;

@@ -1,0 +1,13 @@
+//! The dashboard: server-rendered HTML pages over the same read model as the
+//! JSON API, readable without JavaScript. Every dynamic string goes through
+//! maud's compile-time escaping; [`layout`] holds the shared frame, the
+//! headers and the error page.
+
+pub(crate) mod account;
+pub(crate) mod chart;
+pub(crate) mod format;
+pub(crate) mod layout;
+pub(crate) mod leaderboard;
+pub(crate) mod parts;
+pub(crate) mod task;
+pub(crate) mod tasks;
