@@ -23,7 +23,9 @@ use support::*;
 const ROUNDS: u32 = 3;
 
 /// Replays, in every round after the first, `victim`'s upload of the round
-/// before, exactly as it was signed and sent. Returns the answers.
+/// before, exactly as it was signed and sent, as soon as it sees the round
+/// (in whatever phase: a replay is refused before the phase is looked at,
+/// and a training phase can be over between two polls). Returns the answers.
 async fn replayer(net: &Network, task: TaskId, victim: PublicKey) -> Vec<ErrorCode> {
     let transport = net.transport();
     let mut answers = Vec::new();
@@ -36,8 +38,7 @@ async fn replayer(net: &Network, task: TaskId, victim: PublicKey) -> Vec<ErrorCo
         if info.task_finished {
             return answers;
         }
-        if info.round.get() > 0 && info.phase == starling_protocol::RoundPhase::Training && replayed.insert(info.round)
-        {
+        if info.round.get() > 0 && replayed.insert(info.round) {
             let previous = RoundNumber::new(info.round.get() - 1);
             let submissions = net.service.store().submissions(task, previous).await.unwrap();
             let old = submissions.iter().find(|s| s.trainer == victim).expect("the victim submitted last round");
