@@ -86,16 +86,7 @@ pub(crate) fn unlock(unlock_at_ms: u64, now_ms: u64) -> String {
 pub(crate) fn utc(unix_secs: u64) -> String {
     let days = unix_secs / 86_400;
     let (hour, minute) = (unix_secs % 86_400 / 3_600, unix_secs % 3_600 / 60);
-    // Howard Hinnant's civil_from_days, for days since 1970-01-01 ≥ 0.
-    let z = days + 719_468;
-    let era = z / 146_097;
-    let doe = z % 146_097;
-    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + u64::from(month <= 2);
+    let (year, month, day) = starling_web::civil_date(days);
     format!("{year:04}-{month:02}-{day:02} {hour:02}:{minute:02} UTC")
 }
 

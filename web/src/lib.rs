@@ -22,6 +22,7 @@ mod views;
 
 pub use config::WebConfig;
 pub use error::ApiError;
+pub use html::format::civil_date;
 pub use page::{Cursor, InvalidCursor, Page, PageRequest};
 pub use read_model::{BoxError, BoxFuture, ByteStream, ModelBlob, ModelBody, ReadError, ReadModel};
 pub use router::{router, router_with_config};

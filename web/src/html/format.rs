@@ -55,7 +55,14 @@ pub(crate) fn short(hex: &str) -> &str {
 pub(crate) fn utc(unix_secs: u64) -> String {
     let days = unix_secs / 86_400;
     let (hour, minute, second) = (unix_secs % 86_400 / 3_600, unix_secs % 3_600 / 60, unix_secs % 60);
-    // Howard Hinnant's civil_from_days, for days since 1970-01-01 ≥ 0 (as the CLI does).
+    let (year, month, day) = civil_date(days);
+    format!("{year:04}-{month:02}-{day:02} {hour:02}:{minute:02}:{second:02} UTC")
+}
+
+/// The proleptic Gregorian `(year, month, day)` of a day counted from
+/// 1970-01-01 (day 0): Howard Hinnant's `civil_from_days` for days ≥ 0.
+/// Shared with the CLI, which prints dates too.
+pub fn civil_date(days: u64) -> (u64, u64, u64) {
     let z = days + 719_468;
     let era = z / 146_097;
     let doe = z % 146_097;
@@ -64,8 +71,7 @@ pub(crate) fn utc(unix_secs: u64) -> String {
     let mp = (5 * doy + 2) / 153;
     let day = doy - (153 * mp + 2) / 5 + 1;
     let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + u64::from(month <= 2);
-    format!("{year:04}-{month:02}-{day:02} {hour:02}:{minute:02}:{second:02} UTC")
+    (yoe + era * 400 + u64::from(month <= 2), month, day)
 }
 
 /// A duration in seconds, with minutes when it is a whole number of them,
