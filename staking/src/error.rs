@@ -102,6 +102,12 @@ pub enum LedgerError {
     /// A node may not delegate to itself (it stakes instead).
     #[error("a key cannot delegate to itself; stake instead")]
     SelfDelegation,
+    /// A fee names the same recipient twice.
+    #[error("a fee names {key} as a recipient twice")]
+    DuplicateShare {
+        /// The key.
+        key: PublicKey,
+    },
     /// No pool was ever funded for this task.
     #[error("task {task} has no reward pool")]
     UnknownTask {

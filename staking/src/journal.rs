@@ -18,8 +18,11 @@ pub enum EntryKind {
     Bond,
     /// A bond back to its owner's free balance.
     Unbond,
-    /// The unstaking fee, to the treasury.
+    /// A fee to the treasury: the unstaking fee, the treasury's share of a
+    /// marketplace fee.
     Fee,
+    /// A share of a marketplace fee, from the payer to a contributor.
+    Payment,
     /// Escrow into a task pool.
     Fund,
     /// Money taken out of circulation on request.
@@ -41,6 +44,7 @@ impl EntryKind {
             Self::Bond => "bond",
             Self::Unbond => "unbond",
             Self::Fee => "fee",
+            Self::Payment => "payment",
             Self::Fund => "fund",
             Self::Burn => "burn",
             Self::Reward => "reward",
@@ -57,6 +61,7 @@ impl EntryKind {
             Self::Bond,
             Self::Unbond,
             Self::Fee,
+            Self::Payment,
             Self::Fund,
             Self::Burn,
             Self::Reward,

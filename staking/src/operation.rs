@@ -98,6 +98,18 @@ pub enum Operation {
         /// How much.
         amount: Amount,
     },
+    /// Pay a fee from free balance: each share to its key, the rest to the
+    /// treasury (marketplace inference: the model's creator, its task's
+    /// trainers and validators, and the network). A share to the payer itself
+    /// is simply not taken.
+    PayFee {
+        /// Who pays.
+        payer: PublicKey,
+        /// Who receives what; each key at most once.
+        shares: Vec<(PublicKey, Amount)>,
+        /// The treasury's part.
+        treasury: Amount,
+    },
     /// Pay a round's rewards and apply its slashes.
     SettleRound(RoundReport),
 }
@@ -117,7 +129,7 @@ impl Operation {
         let mut touched = Touched::default();
         match self {
             Self::Issue { .. } => touched.supply = true,
-            Self::Transfer { from, .. } | Self::Burn { from, .. } => {
+            Self::Transfer { from, .. } | Self::Burn { from, .. } | Self::PayFee { payer: from, .. } => {
                 touched.free.insert(*from);
             }
             Self::Stake { owner, .. } => {

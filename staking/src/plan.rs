@@ -100,9 +100,32 @@ pub fn plan(op: &Operation, snapshot: &Snapshot, ctx: &Context) -> Result<Plan, 
             debit_free(snapshot, from, *amount)?;
             plan.push(AccountRef::Free(*from), AccountRef::Burned, *amount, EntryKind::Burn);
         }
+        Operation::PayFee { payer, shares, treasury } => plan_fee(&mut plan, snapshot, *payer, shares, *treasury)?,
         Operation::SettleRound(report) => return plan_settlement(report, snapshot, ctx),
     }
     Ok(plan)
+}
+
+fn plan_fee(
+    plan: &mut Plan,
+    snapshot: &Snapshot,
+    payer: PublicKey,
+    shares: &[(PublicKey, Amount)],
+    treasury: Amount,
+) -> Result<(), LedgerError> {
+    let mut seen = std::collections::BTreeSet::new();
+    if let Some((key, _)) = shares.iter().find(|(key, _)| !seen.insert(*key)) {
+        return Err(LedgerError::DuplicateShare { key: *key });
+    }
+    let paid = shares.iter().filter(|(key, _)| *key != payer).map(|(_, amount)| *amount);
+    let total = crate::amount::checked_sum(paid.chain([treasury]))?;
+    nonzero(total)?;
+    debit_free(snapshot, &payer, total)?;
+    for (key, amount) in shares.iter().filter(|(key, _)| *key != payer) {
+        plan.push(AccountRef::Free(payer), AccountRef::Free(*key), *amount, EntryKind::Payment);
+    }
+    plan.push(AccountRef::Free(payer), AccountRef::Treasury, treasury, EntryKind::Fee);
+    Ok(())
 }
 
 fn nonzero(amount: Amount) -> Result<(), LedgerError> {

@@ -159,6 +159,35 @@ fn delegation_commission_and_burn() {
 }
 
 #[test]
+fn a_fee_pays_its_shares_and_the_treasury_or_nothing() {
+    let mut l = funded();
+    let before = l.free_balance(&key(1));
+    let fee = |treasury| Operation::PayFee {
+        payer: key(1),
+        shares: vec![(key(2), micro(300)), (key(1), micro(50)), (key(3), micro(200))],
+        treasury: micro(treasury),
+    };
+    l.apply(&fee(100), Timestamp(0)).unwrap();
+    // The payer's own share is not taken: 300 + 200 + 100 leave it.
+    assert_eq!(l.free_balance(&key(1)), before.checked_sub(micro(600)).unwrap());
+    assert_eq!(l.free_balance(&key(3)), micro(200));
+    assert_eq!(l.treasury(), micro(100));
+    assert_eq!(l.total_held().unwrap(), l.issued());
+
+    let held = l.free_balance(&key(1));
+    let too_much = Operation::PayFee { payer: key(1), shares: vec![(key(2), held)], treasury: micro(1) };
+    assert!(matches!(l.apply(&too_much, Timestamp(0)), Err(LedgerError::InsufficientFunds { .. })));
+    let twice =
+        Operation::PayFee { payer: key(1), shares: vec![(key(2), micro(1)), (key(2), micro(1))], treasury: micro(0) };
+    assert_eq!(l.apply(&twice, Timestamp(0)), Err(LedgerError::DuplicateShare { key: key(2) }));
+    let nothing = Operation::PayFee { payer: key(1), shares: vec![(key(1), micro(5))], treasury: micro(0) };
+    assert_eq!(l.apply(&nothing, Timestamp(0)), Err(LedgerError::ZeroAmount));
+    let stranger = Operation::PayFee { payer: key(4), shares: vec![], treasury: micro(1) };
+    assert!(matches!(l.apply(&stranger, Timestamp(0)), Err(LedgerError::UnknownAccount { .. })));
+    assert_eq!(l.free_balance(&key(1)), held, "refused fees take nothing");
+}
+
+#[test]
 fn task_pools_keep_their_round_count() {
     let mut l = funded();
     let fund =

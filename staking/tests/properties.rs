@@ -42,7 +42,9 @@ fn operation() -> impl Strategy<Value = Operation> {
         (k.clone(), task.clone(), amount.clone(), 0u32..4).prop_map(|(funder, task, amount, total_rounds)| {
             Operation::FundTask { funder, task, amount, total_rounds }
         }),
-        (k.clone(), amount).prop_map(|(from, amount)| Operation::Burn { from, amount }),
+        (k.clone(), amount.clone()).prop_map(|(from, amount)| Operation::Burn { from, amount }),
+        (k.clone(), proptest::collection::vec((k.clone(), amount.clone()), 0..4), amount.clone())
+            .prop_map(|(payer, shares, treasury)| Operation::PayFee { payer, shares, treasury }),
         (
             task,
             0u32..4,
