@@ -14,7 +14,7 @@ use starling_protocol::payload::{decode, max_header_len};
 use starling_protocol::{NamedTensor, UpdatePayload};
 
 use super::ZooError;
-use super::kind::{Layer, ModelKind};
+use super::kind::{INPUT_FEATURES, Layer, ModelKind, NUM_CLASSES};
 use super::nets::{Cnn, LayerValues, LogReg, TwoNn, conv, linear};
 
 /// A model from the zoo, on one burn device.
@@ -72,6 +72,30 @@ impl Model {
             Model::TwoNn(net) => net.forward(input),
             Model::Cnn(net) => net.forward(input),
         }
+    }
+
+    /// Class probabilities (softmax of the logits), one row of
+    /// [`NUM_CLASSES`] per input, for `inputs`: whole flattened 28×28 images
+    /// of [`INPUT_FEATURES`] values in `[0, 1]`, back to back. Runs without
+    /// recording gradients on the model's device.
+    ///
+    /// # Panics
+    /// If `inputs.len()` is not a multiple of [`INPUT_FEATURES`]: the caller
+    /// checks untrusted input first.
+    pub fn probabilities(&self, inputs: &[f32]) -> Result<Vec<Vec<f32>>, ZooError> {
+        assert_eq!(inputs.len() % INPUT_FEATURES, 0, "inputs must be whole images");
+        let n = inputs.len() / INPUT_FEATURES;
+        if n == 0 {
+            return Ok(Vec::new());
+        }
+        let model = self.valid();
+        let device = model.devices().into_iter().next().unwrap_or_else(Device::flex);
+        let input = Tensor::from_data(TensorData::new(inputs.to_vec(), [n, INPUT_FEATURES]), &device);
+        let probabilities = burn::tensor::activation::softmax(model.forward(input), 1);
+        let failed = |reason: String| ZooError::Readback { name: "probabilities".into(), reason };
+        let data = probabilities.try_into_data().map_err(|err| failed(format!("{err:?}")))?;
+        let values = data.try_into_vec::<f32>().map_err(|err| failed(format!("{err:?}")))?;
+        Ok(values.chunks(NUM_CLASSES).map(<[f32]>::to_vec).collect())
     }
 
     /// A `kind` model on `device` holding exactly `tensors`.

@@ -57,6 +57,28 @@ fn forward_gives_ten_logits_per_example() {
 }
 
 #[test]
+fn probabilities_are_the_softmax_of_the_logits_per_input() {
+    let device = flex();
+    let (input, _) = batch(3, &device);
+    let values = input.clone().into_data().try_to_vec::<f32>().unwrap();
+    for kind in ModelKind::ALL {
+        let model = Model::init(kind, 5, &device);
+        let logits = outputs(&model, input.clone());
+        let rows = model.probabilities(&values).unwrap();
+        assert_eq!(rows.len(), 3, "{kind}");
+        for (row, logits) in rows.iter().zip(logits.chunks(NUM_CLASSES)) {
+            let max = logits.iter().fold(f32::MIN, |a, &b| a.max(b));
+            let total: f32 = logits.iter().map(|l| (l - max).exp()).sum();
+            for (p, l) in row.iter().zip(logits) {
+                assert!((p - (l - max).exp() / total).abs() < 1e-5, "{kind}: {p} vs softmax of {l}");
+            }
+            assert!((row.iter().sum::<f32>() - 1.0).abs() < 1e-5, "{kind}");
+        }
+    }
+    assert!(Model::init(ModelKind::LogReg, 5, &device).probabilities(&[]).unwrap().is_empty());
+}
+
+#[test]
 fn same_seed_same_weights_different_seed_different_weights() {
     let device = flex();
     for kind in ModelKind::ALL {
