@@ -30,9 +30,9 @@ pub use ids::{ContentHash, Nonce, RoundNumber, SubmissionId, TaskId};
 pub use keys::{PublicKey, Signature};
 pub use messages::{
     AssignmentInfo, AssignmentPage, BalanceInfo, BondInfo, CreateTask, Delegate, ErrorCode, Issue, JoinTask,
-    MAX_ASSIGNMENTS_PAGE, MAX_CONTROL_MESSAGE, MAX_SAMPLED_TRAINERS, ReadRequest, Request, RequestError, Response,
-    ResponseBody, Role, RoundInfo, SetCommission, SignedRequest, Stake, SubmitScore, SubmitUpdate, TaskInfo, Transfer,
-    Undelegate, Unstake, ValidationError, WireError,
+    MAX_ASSIGNMENTS_PAGE, MAX_CONTROL_MESSAGE, MAX_SAMPLED_TRAINERS, PREDICT_ENVELOPE_HEADER, PredictRequest,
+    ReadRequest, Request, RequestError, Response, ResponseBody, Role, RoundInfo, SetCommission, SignedRequest, Stake,
+    SubmitScore, SubmitUpdate, TaskInfo, Transfer, Undelegate, Unstake, ValidationError, WireError,
 };
 pub use payload::{PayloadError, TensorBytes, UpdatePayload};
 pub use phase::{PhaseError, RoundPhase};

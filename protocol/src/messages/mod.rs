@@ -16,6 +16,7 @@
 mod codec;
 mod error_code;
 mod ledger_requests;
+mod market;
 mod reads;
 mod request;
 mod response;
@@ -30,6 +31,7 @@ mod tests;
 pub use codec::{CodecError, MAX_CONTROL_MESSAGE, decode, encode};
 pub use error_code::{ErrorCode, MAX_ERROR_MESSAGE_LEN, WireError};
 pub use ledger_requests::{Delegate, Issue, SetCommission, Stake, Transfer, Undelegate, Unstake};
+pub use market::{PREDICT_ENVELOPE_HEADER, PredictRequest};
 pub use reads::ReadRequest;
 pub use request::{Request, RequestError, SignedRequest};
 pub use response::{Response, ResponseBody};
