@@ -154,57 +154,21 @@ pub fn decode_view<'a>(
         return Err(PayloadError::TooLarge { len: bytes.len(), limit });
     }
     let (header_json, data) = header::split(bytes, max_header_len(expected))?;
-    let entries = header::entries(header_json)?;
-
-    let specs: HashMap<&str, &TensorSpec> = expected.iter().map(|spec| (spec.name.as_str(), spec)).collect();
-    let mut seen: HashSet<&str> = HashSet::with_capacity(entries.len());
-    for (name, entry) in &entries {
-        if !seen.insert(name) {
-            return Err(PayloadError::DuplicateTensor { name: shorten(name) });
-        }
-        let Some(spec) = specs.get(name.as_str()) else {
-            return Err(PayloadError::UnknownTensor { name: shorten(name) });
-        };
-        if entry.dtype != "F32" {
-            return Err(PayloadError::WrongDtype { name: name.clone(), dtype: shorten(&entry.dtype) });
-        }
-        if !same_shape(&spec.shape, &entry.shape) {
-            return Err(PayloadError::WrongShape {
-                name: name.clone(),
-                expected: spec.shape.iter().map(|&d| d as u64).collect(),
-                found: entry.shape.clone(),
-            });
-        }
-    }
-    if let Some(missing) = expected.iter().find(|spec| !seen.contains(spec.name.as_str())) {
-        return Err(PayloadError::MissingTensor { name: missing.name.clone() });
-    }
-
-    // Offsets: contiguous from 0, each exactly as long as its shape says, and
-    // together covering the whole data section. Shapes match the (validated)
-    // specs by now, so the sizes cannot overflow; checked anyway.
-    let mut layout: Vec<(&str, u64, u64, &TensorSpec)> = Vec::with_capacity(entries.len());
-    for (name, entry) in &entries {
-        let (start, end) = entry.data_offsets;
-        let spec =
-            specs.get(name.as_str()).copied().ok_or_else(|| PayloadError::UnknownTensor { name: shorten(name) })?;
-        layout.push((name.as_str(), start, end, spec));
-    }
-    layout.sort_unstable_by_key(|&(_, start, end, _)| (start, end));
-    let mut cursor = 0u64;
+    let layout = layout(header_json, expected)?;
     let mut views = HashMap::with_capacity(layout.len());
-    for &(name, start, end, spec) in &layout {
-        let size = spec.element_count().and_then(|n| n.checked_mul(4)).map(|n| n as u64);
-        if start != cursor || end.checked_sub(start) != size {
-            return Err(PayloadError::BadOffsets { name: name.to_owned(), start, end });
-        }
-        let slice = usize::try_from(start)
+    let mut cursor = 0u64;
+    for segment in &layout {
+        let slice = usize::try_from(segment.start)
             .ok()
-            .zip(usize::try_from(end).ok())
+            .zip(usize::try_from(segment.end).ok())
             .and_then(|(s, e)| data.get(s..e))
-            .ok_or(PayloadError::DataLength { declared: end, actual: data.len() })?;
-        views.insert(name, TensorBytes { name: spec.name.as_str(), shape: spec.shape.as_slice(), data: slice });
-        cursor = end;
+            .ok_or(PayloadError::DataLength { declared: segment.end, actual: data.len() })?;
+        let spec = &expected[segment.spec];
+        views.insert(
+            spec.name.as_str(),
+            TensorBytes { name: spec.name.as_str(), shape: spec.shape.as_slice(), data: slice },
+        );
+        cursor = segment.end;
     }
     if cursor != data.len() as u64 {
         return Err(PayloadError::DataLength { declared: cursor, actual: data.len() });
@@ -226,6 +190,68 @@ pub fn decode_view<'a>(
         out.push(view);
     }
     Ok(out)
+}
+
+/// Where one expected tensor's values lie in a payload's data section.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Segment {
+    /// Index of its spec in the expected list.
+    pub(crate) spec: usize,
+    /// `[start, end)` within the data section.
+    pub(crate) start: u64,
+    pub(crate) end: u64,
+}
+
+/// Checks a payload header against the `expected` tensors: every name once
+/// and known, `F32`, the expected shapes, offsets contiguous from 0 and each
+/// exactly as long as its shape. Returns the tensors in data order.
+pub(crate) fn layout(header_json: &[u8], expected: &[TensorSpec]) -> Result<Vec<Segment>, PayloadError> {
+    let entries = header::entries(header_json)?;
+    let specs: HashMap<&str, (usize, &TensorSpec)> =
+        expected.iter().enumerate().map(|(i, spec)| (spec.name.as_str(), (i, spec))).collect();
+    let mut seen: HashSet<&str> = HashSet::with_capacity(entries.len());
+    for (name, entry) in &entries {
+        if !seen.insert(name) {
+            return Err(PayloadError::DuplicateTensor { name: shorten(name) });
+        }
+        let Some((_, spec)) = specs.get(name.as_str()) else {
+            return Err(PayloadError::UnknownTensor { name: shorten(name) });
+        };
+        if entry.dtype != "F32" {
+            return Err(PayloadError::WrongDtype { name: name.clone(), dtype: shorten(&entry.dtype) });
+        }
+        if !same_shape(&spec.shape, &entry.shape) {
+            return Err(PayloadError::WrongShape {
+                name: name.clone(),
+                expected: spec.shape.iter().map(|&d| d as u64).collect(),
+                found: entry.shape.clone(),
+            });
+        }
+    }
+    if let Some(missing) = expected.iter().find(|spec| !seen.contains(spec.name.as_str())) {
+        return Err(PayloadError::MissingTensor { name: missing.name.clone() });
+    }
+
+    // Offsets: contiguous from 0, each exactly as long as its shape says.
+    // Shapes match the (validated) specs by now, so the sizes cannot
+    // overflow; checked anyway.
+    let mut layout: Vec<(&str, Segment)> = Vec::with_capacity(entries.len());
+    for (name, entry) in &entries {
+        let (start, end) = entry.data_offsets;
+        let (index, _) =
+            specs.get(name.as_str()).copied().ok_or_else(|| PayloadError::UnknownTensor { name: shorten(name) })?;
+        layout.push((name.as_str(), Segment { spec: index, start, end }));
+    }
+    layout.sort_unstable_by_key(|(_, segment)| (segment.start, segment.end));
+    let mut cursor = 0u64;
+    for (name, segment) in &layout {
+        let size = expected[segment.spec].element_count().and_then(|n| n.checked_mul(4)).map(|n| n as u64);
+        if segment.start != cursor || segment.end.checked_sub(segment.start) != size {
+            return Err(PayloadError::BadOffsets { name: (*name).to_owned(), start: segment.start, end: segment.end });
+        }
+        cursor = segment.end;
+    }
+    Ok(layout.into_iter().map(|(_, segment)| segment).collect())
 }
 
 /// The tensors that payload `bytes` declares, in the order of their data,

@@ -9,11 +9,13 @@ mod decode;
 mod encode;
 mod error;
 mod header;
+mod stream;
 
 pub use decode::{TensorBytes, decode, decode_checked, decode_view, inspect, verify_hash};
 pub use encode::{UpdatePayload, encoded_len};
 pub use error::PayloadError;
 pub use header::max_header_len;
+pub use stream::{StreamSummary, StreamingCheck};
 
 #[cfg(test)]
 mod tests;

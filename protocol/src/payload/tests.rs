@@ -311,8 +311,115 @@ fn arb_tensors() -> impl Strategy<Value = Vec<NamedTensor>> {
         })
 }
 
+/// `bytes` fed to a [`StreamingCheck`] in pieces ending at `cuts` (sorted
+/// offsets; out-of-range ones ignored).
+fn streamed(bytes: &[u8], specs: &[TensorSpec], limit: usize, cuts: &[usize]) -> Result<StreamSummary, PayloadError> {
+    let mut check = StreamingCheck::new(specs.to_vec(), limit);
+    let mut start = 0;
+    for &cut in cuts.iter().filter(|&&c| c > 0 && c < bytes.len()) {
+        if cut > start {
+            check.feed(&bytes[start..cut]);
+            start = cut;
+        }
+    }
+    check.feed(&bytes[start..]);
+    check.finish()
+}
+
+/// The streaming check's verdict against `decode_view`'s: both accept or
+/// both refuse, and an accepted payload has the same sum of squares.
+fn agree(bytes: &[u8], specs: &[TensorSpec], limit: usize, cuts: &[usize]) -> Result<(), TestCaseError> {
+    let whole = decode_view(bytes, specs, limit);
+    let stream = streamed(bytes, specs, limit, cuts);
+    match (&whole, &stream) {
+        (Ok(views), Ok(summary)) => {
+            let sum: f64 = views.iter().map(TensorBytes::sum_of_squares).sum();
+            prop_assert!(
+                (sum - summary.sum_of_squares).abs() <= 1e-9 * sum.abs().max(1.0),
+                "{} vs {}",
+                sum,
+                summary.sum_of_squares
+            );
+            prop_assert_eq!(summary.len, bytes.len());
+        }
+        (Err(_), Err(_)) => {}
+        _ => prop_assert!(false, "decode_view {:?} but streamed {:?}", whole.map(|v| v.len()), stream),
+    }
+    Ok(())
+}
+
+#[test]
+fn the_streaming_check_refuses_what_decode_refuses_piece_by_piece() {
+    let (bytes, specs) = encoded();
+    let every_byte: Vec<usize> = (1..bytes.len()).collect();
+    let summary = streamed(&bytes, &specs, bytes.len(), &every_byte).unwrap();
+    let expected: f64 = model().iter().flat_map(|t| t.values.clone()).map(|v| f64::from(v).powi(2)).sum();
+    assert!((summary.sum_of_squares - expected).abs() < 1e-9);
+    // A NaN in the second tensor, split across two pieces: named with its index.
+    let mut poisoned = bytes.clone();
+    let at = data_offset(&bytes, "conv.bias") + 4;
+    poisoned[at..at + 4].copy_from_slice(&f32::NAN.to_le_bytes());
+    match streamed(&poisoned, &specs, usize::MAX, &[at + 2]) {
+        Err(PayloadError::NonFinite { name, index: 1, value }) => assert!(name == "conv.bias" && value.is_nan()),
+        other => panic!("{other:?}"),
+    }
+    assert!(matches!(streamed(&bytes, &specs, 10, &[]), Err(PayloadError::TooLarge { .. })));
+    assert!(matches!(streamed(&bytes[..5], &specs, usize::MAX, &[]), Err(PayloadError::Truncated { len: 5 })));
+    assert!(matches!(streamed(&bytes[..20], &specs, usize::MAX, &[3]), Err(PayloadError::HeaderOutOfBounds { .. })));
+    assert!(matches!(
+        streamed(&bytes[..bytes.len() - 1], &specs, usize::MAX, &[]),
+        Err(PayloadError::DataLength { .. })
+    ));
+    let mut longer = bytes.clone();
+    longer.extend_from_slice(&[0; 4]);
+    assert!(matches!(streamed(&longer, &specs, usize::MAX, &[]), Err(PayloadError::DataLength { .. })));
+    let huge = raw(&"x".repeat(10_000), &[]);
+    assert!(matches!(streamed(&huge, &specs, usize::MAX, &[9]), Err(PayloadError::HeaderTooLarge { .. })));
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(64))]
+
+    #[test]
+    fn streaming_agrees_with_decode_on_valid_payloads(tensors in arb_tensors(), cuts in proptest::collection::vec(0..4096usize, 0..12)) {
+        let payload = UpdatePayload::encode_owned(&tensors).unwrap();
+        let mut cuts = cuts;
+        cuts.sort_unstable();
+        agree(payload.bytes(), &specs(&tensors), payload.len(), &cuts)?;
+        prop_assert!(streamed(payload.bytes(), &specs(&tensors), payload.len(), &cuts).is_ok());
+    }
+
+    #[test]
+    fn streaming_agrees_with_decode_on_damaged_payloads(
+        tensors in arb_tensors(),
+        position in any::<prop::sample::Index>(),
+        byte in any::<u8>(),
+        cut in any::<prop::sample::Index>(),
+        nan in any::<prop::sample::Index>(),
+        cuts in proptest::collection::vec(0..4096usize, 0..12),
+    ) {
+        let payload = UpdatePayload::encode_owned(&tensors).unwrap();
+        let specs = specs(&tensors);
+        let mut cuts = cuts;
+        cuts.sort_unstable();
+        let mut bytes = payload.bytes().to_vec();
+        let i = position.index(bytes.len());
+        bytes[i] = byte;
+        agree(&bytes, &specs, usize::MAX, &cuts)?;
+        let keep = cut.index(bytes.len() + 1);
+        agree(&bytes[..keep], &specs, usize::MAX, &cuts)?;
+        agree(payload.bytes(), &specs, keep, &cuts)?;
+        // A non-finite value anywhere in the data.
+        let mut poisoned = payload.bytes().to_vec();
+        let data = poisoned.len() - tensors.iter().map(|t| t.values.len() * 4).sum::<usize>();
+        let values = (poisoned.len() - data) / 4;
+        if values > 0 {
+            let at = data + 4 * nan.index(values);
+            poisoned[at..at + 4].copy_from_slice(&f32::INFINITY.to_le_bytes());
+            agree(&poisoned, &specs, usize::MAX, &cuts)?;
+            prop_assert!(streamed(&poisoned, &specs, usize::MAX, &cuts).is_err());
+        }
+    }
 
     #[test]
     fn encode_then_decode_gives_the_tensors_back(tensors in arb_tensors()) {
