@@ -12,7 +12,7 @@ use std::collections::HashMap;
 
 use starling_protocol::TensorBytes;
 use starling_protocol::messages::{MAX_LISTED_BONDS, SignedRequest};
-use starling_protocol::payload::decode_view;
+use starling_protocol::payload::{PayloadError, StreamSummary, decode_view};
 use starling_protocol::{
     AssignmentInfo, AssignmentPage, BalanceInfo, BondInfo, ContentHash, CreateTask, ErrorCode, JoinTask,
     MAX_ASSIGNMENTS_PAGE, PublicKey, ReadRequest, Request, Response, ResponseBody, Role, RoundInfo, RoundPhase,
@@ -109,8 +109,23 @@ fn ledger_error(error: &starling_staking::StoreError) -> WireError {
 pub(crate) fn check_update(spec: &TaskSpec, bytes: &[u8]) -> Result<(), WireError> {
     let tensors =
         decode_view(bytes, &spec.model.tensors, spec.payload_limit_bytes()).map_err(|e| WireError::from_error(&e))?;
+    check_norm(spec, tensors.iter().map(TensorBytes::sum_of_squares).sum())
+}
+
+/// The payload checks of [`check_update`], on a payload checked piece by
+/// piece as it arrived: `checked` is its
+/// [`StreamingCheck`](starling_protocol::payload::StreamingCheck)'s verdict.
+pub(crate) fn check_streamed_update(
+    spec: &TaskSpec,
+    checked: Result<StreamSummary, PayloadError>,
+) -> Result<(), WireError> {
+    let summary = checked.map_err(|e| WireError::from_error(&e))?;
+    check_norm(spec, summary.sum_of_squares)
+}
+
+/// The task's norm bound, if it has one, against an update's squared L2 norm.
+fn check_norm(spec: &TaskSpec, squared: f64) -> Result<(), WireError> {
     if let Some(bound) = spec.max_update_norm {
-        let squared: f64 = tensors.iter().map(TensorBytes::sum_of_squares).sum();
         let norm = squared.sqrt();
         if norm > bound {
             return Err(refuse(

@@ -20,7 +20,6 @@
 //! hash and settlement applies under a fixed idempotency key, so repeating
 //! either after a crash changes nothing.
 
-mod buffers;
 mod evaluate;
 mod handlers;
 mod metrics;
@@ -133,7 +132,6 @@ pub(crate) struct Inner<S, L, A> {
     pub(crate) tasks: RwLock<BTreeMap<TaskId, Arc<TaskSlot>>>,
     pub(crate) shutdown: watch::Sender<bool>,
     pub(crate) metrics: metrics::Metrics,
-    pub(crate) buffers: buffers::Buffers,
 }
 
 impl<S, L, A> Coordinator<S, L, A>
@@ -167,7 +165,6 @@ where
                 tasks: RwLock::new(BTreeMap::new()),
                 shutdown: watch::channel(false).0,
                 metrics: metrics::Metrics::default(),
-                buffers: buffers::Buffers::default(),
             }),
         };
         for task in coordinator.inner.store.unfinished_tasks().await? {

@@ -9,16 +9,18 @@
 //! refused one is answered at once and its stream stopped, so a client never
 //! sends megabytes into a refusal.
 
+use bytes::Bytes;
 use starling_net::quinn::{Endpoint, RecvStream, SendStream};
 use starling_net::{BlobError, FrameError, REFUSED, read_frame, recv_blob, recv_blob_pieces, send_blob, write_frame};
 use starling_protocol::messages::SignedRequest;
+use starling_protocol::payload::StreamingCheck;
 use starling_protocol::{
     ContentHash, ErrorCode, MAX_CONTROL_MESSAGE, ReadRequest, Request, Response, ResponseBody, SubmitUpdate, WireError,
 };
 use starling_staking::LedgerStore;
 
 use super::Coordinator;
-use super::handlers::{Blob, check_update, internal, upload};
+use super::handlers::{Blob, check_streamed_update, internal, upload};
 use crate::artifacts::{ArtifactError, ArtifactStore, ArtifactUpload};
 use crate::store::CoordinatorStore;
 
@@ -137,13 +139,26 @@ where
             }
             other => internal("artifact store", other),
         };
+        let spec = &slot.record.spec;
         let mut upload = self.inner.artifacts.begin(update.update, len).await.map_err(|e| store_failed(&e))?;
-        let mut blob = self.inner.buffers.take(usize::try_from(len).unwrap_or(0));
+        // The payload is checked piece by piece on a thread of its own while
+        // it arrives and is stored: no whole copy of it is ever made, and
+        // each piece is read while it is still in cache.
+        let (pieces, arriving) = std::sync::mpsc::channel::<Bytes>();
+        let mut check = StreamingCheck::new(spec.model.tensors.clone(), spec.payload_limit_bytes());
+        let checker = tokio::task::spawn_blocking(move || {
+            for piece in arriving {
+                check.feed(&piece);
+            }
+            check.finish()
+        });
         let received = recv_blob_pieces(recv, len, |piece| {
-            blob.extend_from_slice(&piece);
+            // The checker only stops reading when this function drops the sender.
+            let _ = pieces.send(piece.clone());
             upload.feed(piece).map_err(|e| BlobError::Sink(std::io::Error::other(e)))
         })
         .await;
+        drop(pieces);
         let error = match received {
             Ok(received) if received == len => None,
             Ok(received) => Some(WireError::new(
@@ -156,10 +171,10 @@ where
             upload.abort().await;
             return Err(error);
         }
-        let spec = &slot.record.spec;
-        let (stored, checked) = tokio::join!(upload.commit(), async { check_update(spec, &blob) });
+        let (stored, checked) = tokio::join!(upload.commit(), checker);
         stored.map_err(|e| store_failed(&e))?;
-        Ok(checked)
+        let checked = checked.map_err(|e| internal("the payload checker", &e))?;
+        Ok(check_streamed_update(spec, checked))
     }
 
     async fn serve_fetch(&self, mut send: SendStream, hash: ContentHash) {
