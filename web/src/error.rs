@@ -23,18 +23,32 @@ pub struct ApiError {
     status: StatusCode,
     code: Cow<'static, str>,
     message: Cow<'static, str>,
+    retry_after: Option<u64>,
 }
 
 impl ApiError {
     /// A 400 with a specific `code` (e.g. `"invalid_cursor"`) and a message
     /// saying which input was wrong and why.
     pub fn bad_request(code: &'static str, message: impl Into<Cow<'static, str>>) -> Self {
-        Self { status: StatusCode::BAD_REQUEST, code: Cow::Borrowed(code), message: message.into() }
+        Self { status: StatusCode::BAD_REQUEST, code: Cow::Borrowed(code), message: message.into(), retry_after: None }
+    }
+
+    /// Any status with its own `code` and a message: for the answers that
+    /// have no shortcut (`401 invalid_signature`, `402 payment_required`,
+    /// `409 replayed`, `503 busy`). Use it for 4xx and for 5xx whose
+    /// message reveals nothing about the server.
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<Cow<'static, str>>) -> Self {
+        Self { status, code: Cow::Borrowed(code), message: message.into(), retry_after: None }
     }
 
     /// A 404 saying what was not found.
     pub fn not_found(message: impl Into<Cow<'static, str>>) -> Self {
-        Self { status: StatusCode::NOT_FOUND, code: Cow::Borrowed("not_found"), message: message.into() }
+        Self {
+            status: StatusCode::NOT_FOUND,
+            code: Cow::Borrowed("not_found"),
+            message: message.into(),
+            retry_after: None,
+        }
     }
 
     /// The generic answer for `status`: code and message derived from the
@@ -51,7 +65,7 @@ impl ApiError {
             _ if status.is_server_error() => ("server_error", "server error"),
             _ => ("client_error", "the request was refused"),
         };
-        Self { status, code: Cow::Borrowed(code), message: Cow::Borrowed(message) }
+        Self { status, code: Cow::Borrowed(code), message: Cow::Borrowed(message), retry_after: None }
     }
 
     /// The 500 answer.
@@ -67,6 +81,13 @@ impl ApiError {
     /// The 429 answer, for a rate limiter the embedding server adds.
     pub fn too_many_requests() -> Self {
         Self::from_status(StatusCode::TOO_MANY_REQUESTS)
+    }
+
+    /// The same answer with `Retry-After: seconds` (for a 429 or a 503 that
+    /// knows when trying again makes sense).
+    pub fn with_retry_after(mut self, seconds: u64) -> Self {
+        self.retry_after = Some(seconds);
+        self
     }
 
     /// The HTTP status.
@@ -105,6 +126,9 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let body = Body { error: Detail { code: &self.code, message: &self.message } };
         let mut response = (self.status, Json(body)).into_response();
+        if let Some(seconds) = self.retry_after {
+            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+        }
         response.extensions_mut().insert(Shaped);
         response
     }
@@ -147,6 +171,29 @@ mod tests {
         assert_eq!(
             json_body(response).await,
             serde_json::json!({"error": {"code": "invalid_cursor", "message": "cursor: not a number"}})
+        );
+    }
+
+    #[tokio::test]
+    async fn retry_after_is_sent_when_given() {
+        let response = ApiError::too_many_requests().with_retry_after(7).into_response();
+        assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(response.headers()[header::RETRY_AFTER], "7");
+        let shaped = normalize_errors(response).await;
+        assert_eq!(shaped.headers()[header::RETRY_AFTER], "7");
+        assert_eq!(json_body(shaped).await["error"]["code"], "too_many_requests");
+        assert!(ApiError::not_found("x").into_response().headers().get(header::RETRY_AFTER).is_none());
+    }
+
+    #[tokio::test]
+    async fn handler_errors_keep_their_own_code_and_message() {
+        // A 402 is not rewritten to the generic "client_error".
+        let payment = ApiError::new(StatusCode::PAYMENT_REQUIRED, "payment_required", "the call costs 1 STAR");
+        let response = normalize_errors(payment.into_response()).await;
+        assert_eq!(response.status(), StatusCode::PAYMENT_REQUIRED);
+        assert_eq!(
+            json_body(response).await,
+            serde_json::json!({"error": {"code": "payment_required", "message": "the call costs 1 STAR"}})
         );
     }
 

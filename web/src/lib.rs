@@ -12,6 +12,7 @@ mod config;
 mod error;
 mod html;
 mod page;
+mod predict;
 mod read_model;
 mod router;
 mod routes;
@@ -20,14 +21,15 @@ mod serve;
 mod testing;
 mod views;
 
-pub use config::WebConfig;
+pub use config::{RateLimit, WebConfig};
 pub use error::ApiError;
 pub use html::format::civil_date;
 pub use page::{Cursor, InvalidCursor, Page, PageRequest};
-pub use read_model::{BoxError, BoxFuture, ByteStream, ModelBlob, ModelBody, ReadError, ReadModel};
+pub use read_model::{BoxError, BoxFuture, ByteStream, ModelBlob, ModelBody, PredictError, ReadError, ReadModel};
 pub use router::{router, router_with_config};
 pub use serve::serve;
 pub use views::{
-    AccountView, Balances, BondView, HistoryEntry, HistoryKind, IdentityPayout, RoundRecord, StakeRole,
-    SubmissionOutcome, SubmissionView, TaskDetail, TaskSummary,
+    AccountView, Balances, BondView, Caller, Contributor, HistoryEntry, HistoryKind, IdentityPayout, ItemPrediction,
+    ModelDetail, ModelSummary, PredictCall, Prediction, Price, RoundRecord, StakeRole, SubmissionOutcome,
+    SubmissionView, TaskDetail, TaskSummary, VersionDetail, VersionSummary,
 };

@@ -21,7 +21,7 @@ use starling_protocol::{ContentHash, PublicKey, TaskId};
 use thiserror::Error;
 
 use crate::page::{Page, PageRequest};
-use crate::views::{AccountView, TaskDetail, TaskSummary};
+use crate::views::{AccountView, ModelDetail, ModelSummary, PredictCall, Prediction, TaskDetail, TaskSummary};
 
 /// A boxed, sendable future: what every [`ReadModel`] method returns.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -58,6 +58,40 @@ impl ReadError {
     }
 }
 
+/// Why a prediction was not made. Nothing is charged in any of these cases.
+#[derive(Debug, Error)]
+pub enum PredictError {
+    /// No such model or version (answered 404).
+    #[error("no such model version")]
+    NotFound,
+    /// The inputs do not fit the model: wrong count of values, values outside
+    /// `[0, 1]` or not finite, too many inputs (answered 400 with the message).
+    #[error("{0}")]
+    BadInput(String),
+    /// The call costs more than the caller's free quota and balance cover,
+    /// or more than its `max_fee` (answered 402 with the amounts).
+    #[error(
+        "payment required: the call costs {fee} µSTAR, the caller has {available} µSTAR free and agreed to at most {max_fee}"
+    )]
+    PaymentRequired {
+        /// What the call would cost after the free quota, in µSTAR.
+        fee: u64,
+        /// The caller's free balance, in µSTAR.
+        available: u64,
+        /// The caller's `max_fee`.
+        max_fee: u64,
+    },
+    /// This signed request was already answered (answered 409): its nonce is spent.
+    #[error("this signed request was already used")]
+    Replayed,
+    /// Too many requests are queued for inference (answered 503 with `Retry-After`).
+    #[error("inference is busy; try again shortly")]
+    Busy,
+    /// The store or the model failed (answered 5xx like any [`ReadError`]).
+    #[error(transparent)]
+    Failed(#[from] ReadError),
+}
+
 /// The bytes of a model file.
 pub enum ModelBody {
     /// Already in memory.
@@ -76,7 +110,8 @@ impl std::fmt::Debug for ModelBody {
     }
 }
 
-/// A task's current global model, as safetensors bytes.
+/// A model file as safetensors bytes: a task's current global model, or a
+/// marketplace version.
 #[derive(Debug)]
 pub struct ModelBlob {
     /// BLAKE3 hash of the bytes; served as the `ETag`, so it must be the
@@ -110,6 +145,23 @@ pub trait ReadModel: Send + Sync + 'static {
     /// cursor contract as [`ReadModel::list_tasks`]), or `None` if the ledger
     /// has never seen the key.
     fn account(&self, key: PublicKey, history: PageRequest) -> BoxFuture<'_, Result<Option<AccountView>, ReadError>>;
+
+    /// One page of marketplace models in ascending id (same cursor contract
+    /// as [`ReadModel::list_tasks`]).
+    fn list_models(&self, page: PageRequest) -> BoxFuture<'_, Result<Page<ModelSummary>, ReadError>>;
+
+    /// The marketplace model `id` with all its versions, or `None`.
+    fn market_model(&self, id: u64) -> BoxFuture<'_, Result<Option<ModelDetail>, ReadError>>;
+
+    /// The safetensors file of version `version` of model `id`, or `None`.
+    fn model_version_file(&self, id: u64, version: u32) -> BoxFuture<'_, Result<Option<ModelBlob>, ReadError>>;
+
+    /// Runs the model on `call.inputs` and charges the caller as the
+    /// marketplace's pricing says. The HTTP side has already verified a
+    /// signed caller's envelope (signature, freshness, replay, body hash) and
+    /// limited unsigned callers' rate and batch size; this method checks the
+    /// inputs against the model and charges at most once per `request`.
+    fn predict(&self, call: PredictCall) -> BoxFuture<'_, Result<Prediction, PredictError>>;
 
     /// Prometheus text exposition format (version 0.0.4), rendered by the
     /// coordinator from its own registry.

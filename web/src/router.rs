@@ -7,7 +7,7 @@ use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderMap, Uri, header};
 use axum::middleware::map_response;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{MethodRouter, get};
+use axum::routing::{MethodRouter, get, post};
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::limit::RequestBodyLimitLayer;
 
@@ -15,14 +15,17 @@ use crate::config::WebConfig;
 use crate::error::{ApiError, normalize_errors};
 use crate::html;
 use crate::html::layout::HtmlError;
+use crate::predict::Guards;
 use crate::read_model::ReadModel;
-use crate::routes::{accounts, model, openapi, ops, tasks};
+use crate::routes::{accounts, market, model, openapi, ops, predict, tasks};
 
 /// What every handler shares.
 #[derive(Clone)]
 pub(crate) struct AppState {
     pub(crate) model: Arc<dyn ReadModel>,
     pub(crate) config: Arc<WebConfig>,
+    /// The prediction route's envelope verifier and rate limiters.
+    pub(crate) guards: Arc<Guards>,
 }
 
 /// The HTTP API and dashboard over `model` with [`WebConfig::default`] limits.
@@ -32,17 +35,25 @@ pub(crate) struct AppState {
 /// | `GET /` | HTML: the tasks, paged by `?cursor=&limit=` |
 /// | `GET /tasks/{id}` | HTML: the task, its accuracy and loss chart, leaderboard, submissions, payouts |
 /// | `GET /accounts/{key}?cursor=&limit=` | HTML: balances, bonds, history, the CLI commands to stake or delegate |
+/// | `GET /market?cursor=&limit=` | HTML: the marketplace's models with their latest version |
+/// | `GET /market/{id}` | HTML: a model's versions, metrics, lineage, downloads, CLI commands and a box to try it |
 /// | `GET /api/tasks?cursor=&limit=` | `Page<TaskSummary>` |
 /// | `GET /api/tasks/{id}` | [`TaskDetail`](crate::TaskDetail) |
 /// | `GET /api/tasks/{id}/model` | safetensors bytes, `ETag`, 304 on `If-None-Match` |
 /// | `GET /api/accounts/{key}?cursor=&limit=` | [`AccountView`](crate::AccountView) |
+/// | `GET /api/models?cursor=&limit=` | `Page<ModelSummary>` |
+/// | `GET /api/models/{id}` | [`ModelDetail`](crate::ModelDetail) (its `versions` is the list) |
+/// | `GET /api/models/{id}/versions/{version}/download` | safetensors bytes, `ETag`, 304 on `If-None-Match` |
+/// | `POST /api/models/{id}/versions/{version}/predict` | [`Prediction`](crate::Prediction) for JSON or PNG inputs, unsigned (rate-limited per address) or signed with `Starling-Envelope` |
 /// | `GET /api/openapi.json` | the OpenAPI 3.1 document of the routes below `/api`, `/healthz` and `/metrics` |
 /// | `GET /healthz` | `200 ok` or 503 |
 /// | `GET /metrics` | Prometheus text |
 ///
 /// Every error of the JSON routes, including unknown routes (404), wrong
 /// methods (405), oversized bodies (413) and panics (500), has the body
-/// `{"error": {"code": …, "message": …}}`. The HTML pages answer their own
+/// `{"error": {"code": …, "message": …}}`. Bodies are capped at
+/// [`WebConfig::max_body_bytes`], the prediction route's at
+/// [`WebConfig::max_predict_body_bytes`]. The HTML pages answer their own
 /// errors (bad id or key 400, unknown task or account 404, store failures
 /// 5xx) as HTML pages with the same status and message, and so does an
 /// unknown path outside `/api/` when the client asks for `text/html`.
@@ -52,21 +63,31 @@ pub fn router(model: Arc<dyn ReadModel>) -> Router {
 
 /// [`router`] with explicit limits.
 pub fn router_with_config(model: Arc<dyn ReadModel>, config: WebConfig) -> Router {
-    let body_limit = config.max_body_bytes;
-    let state = AppState { model, config: Arc::new(config) };
+    let (body_limit, predict_limit) = (config.max_body_bytes, config.max_predict_body_bytes);
+    let guards = Arc::new(Guards::new(&config));
+    let state = AppState { model, config: Arc::new(config), guards };
     let pages = Router::new()
         .route("/", get(html::tasks::list))
         .route("/tasks/{id}", get(html::task::detail))
-        .route("/accounts/{key}", get(html::account::get));
+        .route("/accounts/{key}", get(html::account::get))
+        .route("/market", get(html::market::list))
+        .route("/market/{id}", get(html::market_model::detail))
+        .layer(RequestBodyLimitLayer::new(body_limit));
     api_routes()
         .into_iter()
-        .fold(pages, |router, (path, handler)| router.route(path, handler))
+        .fold(pages, |router, (path, handler)| {
+            // Only the prediction route reads a body of any size; the limit
+            // layers wrap each route so that its own limit applies.
+            let limit = if path == predict::PATH { predict_limit } else { body_limit };
+            router.route(
+                path,
+                handler.route_layer(DefaultBodyLimit::max(limit)).route_layer(RequestBodyLimitLayer::new(limit)),
+            )
+        })
         .fallback(no_route)
         .with_state(state)
         // Layers wrap what is above them: the last one added runs first, so
         // the error normaliser sees the responses of every other layer.
-        .layer(DefaultBodyLimit::max(body_limit))
-        .layer(RequestBodyLimitLayer::new(body_limit))
         .layer(CatchPanicLayer::new())
         .layer(map_response(normalize_errors))
 }
@@ -74,12 +95,16 @@ pub fn router_with_config(model: Arc<dyn ReadModel>, config: WebConfig) -> Route
 /// The machine-readable routes, with their handlers: the one list the
 /// router serves and the OpenAPI document must describe (its test checks
 /// both ways), so a route is added here or nowhere.
-pub(crate) fn api_routes() -> [(&'static str, MethodRouter<AppState>); 7] {
+pub(crate) fn api_routes() -> [(&'static str, MethodRouter<AppState>); 11] {
     [
         ("/api/tasks", get(tasks::list)),
         ("/api/tasks/{id}", get(tasks::detail)),
         ("/api/tasks/{id}/model", get(model::download)),
         ("/api/accounts/{key}", get(accounts::get)),
+        ("/api/models", get(market::list)),
+        ("/api/models/{id}", get(market::detail)),
+        ("/api/models/{id}/versions/{version}/download", get(market::download)),
+        (predict::PATH, post(predict::predict)),
         ("/api/openapi.json", get(openapi::get)),
         ("/healthz", get(ops::healthz)),
         ("/metrics", get(ops::metrics)),

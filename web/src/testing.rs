@@ -14,16 +14,17 @@ use http_body_util::BodyExt;
 use serde_json::{Value, json};
 use starling_protocol::{
     AggregationRule, AggregationSpec, ContentHash, DataSpec, ModelSpec, PublicKey, RoundDeadlines, RoundNumber,
-    RoundPhase, SubmissionId, TaskId, TaskSpec, TensorSpec,
+    RoundPhase, SigningKey, SubmissionId, TaskId, TaskSpec, TensorSpec,
 };
 use tower::ServiceExt;
 
 use crate::page::{Cursor, Page, PageRequest};
-use crate::read_model::{BoxError, BoxFuture, ModelBlob, ModelBody, ReadError, ReadModel};
+use crate::read_model::{BoxError, BoxFuture, ModelBlob, ModelBody, PredictError, ReadError, ReadModel};
 use crate::router::router;
 use crate::views::{
-    AccountView, Balances, BondView, HistoryEntry, HistoryKind, IdentityPayout, RoundRecord, StakeRole,
-    SubmissionOutcome, SubmissionView, TaskDetail, TaskSummary,
+    AccountView, Balances, BondView, Caller, Contributor, HistoryEntry, HistoryKind, IdentityPayout, ItemPrediction,
+    ModelDetail, ModelSummary, PredictCall, Prediction, Price, RoundRecord, StakeRole, SubmissionOutcome,
+    SubmissionView, TaskDetail, TaskSummary, VersionDetail, VersionSummary,
 };
 
 /// What the double does instead of answering.
@@ -35,23 +36,51 @@ enum Failure {
     Internal(String),
 }
 
+/// How the prediction double fails instead of predicting.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum PredictFailure {
+    /// `PredictError::Busy`.
+    Busy,
+    /// `PredictError::Replayed`.
+    Replayed,
+    /// `PredictError::NotFound`.
+    NotFound,
+}
+
 /// A read model over fixed data: tasks 1, 2, 3, 5 and 8 (task 1 running,
 /// with three rounds, three submitters and a validator paid; the others
 /// finished with no round recorded; task 1's model is in memory, task 2's
-/// streams, task 3 has none) and Alice's account with five history entries.
+/// streams, task 3 has none), Alice's account with five history entries,
+/// and two marketplace models: 1 (Alice's, two versions, 28×28 images) and
+/// 4 (Bob's, one version whose file streams, flat inputs of 784 values).
+///
+/// Its `predict` is deterministic: each input needs 784 values; the label
+/// is the index of the largest value modulo 10, with probability 0.55 and
+/// 0.05 for every other class; [`MemoryModel::broke`] is refused with
+/// `PaymentRequired`; it records the last call it was given.
 pub(crate) struct MemoryModel {
     tasks: Vec<TaskSummary>,
     /// The rejection reason of Bob's submission.
     reason: String,
+    /// The name of market model 1.
+    market_name: String,
     failure: Mutex<Failure>,
     unhealthy: Mutex<Option<String>>,
     panic_on_metrics: Mutex<bool>,
     last_page: Mutex<Option<PageRequest>>,
+    predict_failure: Mutex<Option<PredictFailure>>,
+    last_predict: Mutex<Option<PredictCall>>,
 }
 
 impl MemoryModel {
     /// Task 1's model file.
     pub(crate) const MODEL_ONE: &'static [u8] = b"safetensors bytes of task one";
+    /// Market model 1's version 1 file.
+    pub(crate) const MODEL_ONE_V1: &'static [u8] = b"safetensors bytes of model one, version one";
+    /// Market model 1's version 2 file.
+    pub(crate) const MODEL_ONE_V2: &'static [u8] = b"safetensors bytes of model one, version two";
+    /// Market model 4's only file, streamed in two chunks.
+    pub(crate) const MODEL_FOUR_V1: &'static [u8] = b"model four|version one";
     /// What `/metrics` serves.
     pub(crate) const METRICS: &'static str = "# TYPE starling_rounds_total counter\nstarling_rounds_total 7\n";
 
@@ -60,13 +89,15 @@ impl MemoryModel {
     }
 
     /// [`MemoryModel::fixture`] with markup in every free-text field a page
-    /// shows: the model and dataset names and the rejection reason.
+    /// shows: the model and dataset names, the rejection reason and the
+    /// market model's name.
     pub(crate) fn hostile() -> Arc<Self> {
-        Self::named(
+        let model = Self::named(
             r#"<script>alert("model")</script>"#,
             "<img src=x onerror=alert(1)>",
             r#"</td><script>alert("reason")</script>"#,
-        )
+        );
+        Arc::new(Self { market_name: r#"<script>alert("market")</script>"#.into(), ..Arc::into_inner(model).unwrap() })
     }
 
     fn named(model: &str, dataset: &str, reason: &str) -> Arc<Self> {
@@ -97,10 +128,13 @@ impl MemoryModel {
         Arc::new(Self {
             tasks,
             reason: reason.into(),
+            market_name: "mnist-cnn".into(),
             failure: Mutex::default(),
             unhealthy: Mutex::default(),
             panic_on_metrics: Mutex::default(),
             last_page: Mutex::default(),
+            predict_failure: Mutex::default(),
+            last_predict: Mutex::default(),
         })
     }
 
@@ -126,6 +160,21 @@ impl MemoryModel {
 
     pub(crate) fn panic_on_metrics(&self) {
         *self.panic_on_metrics.lock().unwrap() = true;
+    }
+
+    /// Makes `predict` fail with `failure` until told otherwise.
+    pub(crate) fn fail_predict_with(&self, failure: Option<PredictFailure>) {
+        *self.predict_failure.lock().unwrap() = failure;
+    }
+
+    /// The last call `predict` was given, failed or not.
+    pub(crate) fn last_predict(&self) -> Option<PredictCall> {
+        self.last_predict.lock().unwrap().clone()
+    }
+
+    /// A signer whose paid calls the double refuses with `PaymentRequired`.
+    pub(crate) fn broke() -> SigningKey {
+        SigningKey::from_bytes(&[9; 32])
     }
 
     pub(crate) fn alice() -> PublicKey {
@@ -233,6 +282,177 @@ impl MemoryModel {
             submissions: Vec::new(),
             payouts: Vec::new(),
         }
+    }
+
+    /// The marketplace: model 1 with versions 2 and 1, then model 4.
+    fn market(&self) -> Vec<ModelDetail> {
+        let version =
+            |version, file: &[u8], promoted_at, task, round, consensus, measured: (_, _), price| VersionSummary {
+                version,
+                hash: ContentHash::of(file),
+                size_bytes: file.len() as u64,
+                promoted_at,
+                task: TaskId::new(task),
+                round: RoundNumber::new(round),
+                consensus_accuracy: consensus,
+                accuracy: measured.0,
+                loss: measured.1,
+                price,
+            };
+        let price = Price { base: 1_000, per_item: 100 };
+        let one = [
+            VersionDetail {
+                summary: version(2, Self::MODEL_ONE_V2, 1_750_200_000, 5, 9, 0.97, (Some(0.9812), Some(0.0625)), price),
+                rounds: 10,
+                contributors: vec![
+                    Contributor { key: Self::alice(), role: StakeRole::Trainer, earned: 150_000_000 },
+                    Contributor { key: Self::victor(), role: StakeRole::Validator, earned: 20_000_000 },
+                ],
+            },
+            VersionDetail {
+                summary: version(1, Self::MODEL_ONE_V1, 1_750_100_000, 2, 7, 0.9, (Some(0.9), None), price),
+                rounds: 10,
+                contributors: vec![Contributor { key: Self::bob(), role: StakeRole::Trainer, earned: 90_000_000 }],
+            },
+        ];
+        let four = [VersionDetail {
+            summary: version(
+                1,
+                Self::MODEL_FOUR_V1,
+                1_750_300_000,
+                8,
+                4,
+                0.88,
+                (None, None),
+                Price { base: 0, per_item: 50 },
+            ),
+            rounds: 5,
+            contributors: Vec::new(),
+        }];
+        let model =
+            |id, name: &str, creator, architecture: &str, input_shape, versions: &[VersionDetail]| ModelDetail {
+                summary: ModelSummary {
+                    id,
+                    name: name.into(),
+                    creator,
+                    architecture: architecture.into(),
+                    dataset: "mnist".into(),
+                    input_shape,
+                    num_classes: 10,
+                    version_count: versions.len() as u32,
+                    latest: versions[0].summary.clone(),
+                },
+                versions: versions.to_vec(),
+            };
+        vec![
+            model(1, &self.market_name, Self::alice(), "cnn", vec![1, 28, 28], &one),
+            model(4, "mnist-2nn", Self::bob(), "2nn", vec![784], &four),
+        ]
+    }
+
+    /// The JSON of model 1's row in `/api/models`, written out by hand.
+    pub(crate) fn model_one_summary_json() -> Value {
+        let mut row = Self::model_one_common_json();
+        row["version_count"] = json!(2);
+        row["latest"] = Self::model_one_v2_json();
+        row
+    }
+
+    /// The JSON `/api/models/1` must answer, written out by hand.
+    pub(crate) fn model_one_detail_json() -> Value {
+        let mut detail = Self::model_one_common_json();
+        let mut v2 = Self::model_one_v2_json();
+        v2["rounds"] = json!(10);
+        v2["contributors"] = json!([
+            {"key": Self::alice().to_string(), "role": "trainer", "earned": 150_000_000u64},
+            {"key": Self::victor().to_string(), "role": "validator", "earned": 20_000_000u64},
+        ]);
+        let v1 = json!({
+            "version": 1,
+            "hash": ContentHash::of(Self::MODEL_ONE_V1).to_string(),
+            "size_bytes": Self::MODEL_ONE_V1.len(),
+            "promoted_at": 1_750_100_000u64,
+            "task": 2,
+            "round": 7,
+            "consensus_accuracy": 0.9,
+            "accuracy": 0.9,
+            "loss": null,
+            "price": {"base": 1_000, "per_item": 100},
+            "rounds": 10,
+            "contributors": [{"key": Self::bob().to_string(), "role": "trainer", "earned": 90_000_000u64}],
+        });
+        detail["version_count"] = json!(2);
+        detail["versions"] = json!([v2, v1]);
+        detail["latest"] = Self::model_one_v2_json();
+        detail
+    }
+
+    /// Model 1's own fields.
+    fn model_one_common_json() -> Value {
+        json!({
+            "id": 1,
+            "name": "mnist-cnn",
+            "creator": Self::alice().to_string(),
+            "architecture": "cnn",
+            "dataset": "mnist",
+            "input_shape": [1, 28, 28],
+            "num_classes": 10,
+        })
+    }
+
+    /// Model 1's version 2 without lineage.
+    fn model_one_v2_json() -> Value {
+        json!({
+            "version": 2,
+            "hash": ContentHash::of(Self::MODEL_ONE_V2).to_string(),
+            "size_bytes": Self::MODEL_ONE_V2.len(),
+            "promoted_at": 1_750_200_000u64,
+            "task": 5,
+            "round": 9,
+            "consensus_accuracy": 0.97,
+            "accuracy": 0.9812,
+            "loss": 0.0625,
+            "price": {"base": 1_000, "per_item": 100},
+        })
+    }
+
+    /// The double's prediction for `call`, or why not.
+    fn prediction(&self, call: &PredictCall) -> Result<Prediction, PredictError> {
+        let market = self.market();
+        let version = market
+            .iter()
+            .find(|model| model.summary.id == call.model)
+            .and_then(|model| model.versions.iter().find(|v| v.summary.version == call.version))
+            .ok_or(PredictError::NotFound)?;
+        for (i, input) in call.inputs.iter().enumerate() {
+            if input.len() != 784 {
+                return Err(PredictError::BadInput(format!(
+                    "input {i} has {} values: the model takes 784 (a 28×28 image)",
+                    input.len()
+                )));
+            }
+        }
+        let items = call.inputs.len() as u64;
+        let price = version.summary.price;
+        let fee = price.base + price.per_item * items;
+        let (charged, free_items, quota_left) = match call.caller {
+            Caller::Signed { key, max_fee, .. } if key == PublicKey::of(&Self::broke()) => {
+                return Err(PredictError::PaymentRequired { fee, available: 1_000, max_fee });
+            }
+            Caller::Signed { .. } => (fee, 0, Some(0)),
+            Caller::Anonymous => (0, items as u32, None),
+        };
+        let predictions = call
+            .inputs
+            .iter()
+            .map(|input| {
+                let largest = input.iter().enumerate().fold(0, |best, (i, &v)| if v > input[best] { i } else { best });
+                let label = (largest % 10) as u32;
+                let probabilities = (0..10).map(|class| if class == label { 0.55 } else { 0.05 }).collect();
+                ItemPrediction { label, probabilities }
+            })
+            .collect();
+        Ok(Prediction { predictions, charged, free_items, quota_left })
     }
 
     /// The JSON `/api/tasks/1` must answer, written out by hand.
@@ -380,6 +600,64 @@ impl ReadModel for MemoryModel {
         })
     }
 
+    fn list_models(&self, page: PageRequest) -> BoxFuture<'_, Result<Page<ModelSummary>, ReadError>> {
+        Box::pin(async move {
+            self.check()?;
+            *self.last_page.lock().unwrap() = Some(page);
+            let after = page.after.map_or(0, Cursor::get);
+            let rest: Vec<_> = self.market().into_iter().filter(|model| model.summary.id > after).collect();
+            let items: Vec<_> = rest.iter().take(page.limit as usize).map(|model| model.summary.clone()).collect();
+            let next_cursor =
+                if rest.len() > items.len() { items.last().map(|model| Cursor::new(model.id)) } else { None };
+            Ok(Page { items, next_cursor })
+        })
+    }
+
+    fn market_model(&self, id: u64) -> BoxFuture<'_, Result<Option<ModelDetail>, ReadError>> {
+        Box::pin(async move {
+            self.check()?;
+            Ok(self.market().into_iter().find(|model| model.summary.id == id))
+        })
+    }
+
+    fn model_version_file(&self, id: u64, version: u32) -> BoxFuture<'_, Result<Option<ModelBlob>, ReadError>> {
+        Box::pin(async move {
+            self.check()?;
+            Ok(match (id, version) {
+                (1, 1) => Some(ModelBlob {
+                    hash: ContentHash::of(Self::MODEL_ONE_V1),
+                    body: ModelBody::Bytes(Bytes::from_static(Self::MODEL_ONE_V1)),
+                }),
+                (1, 2) => Some(ModelBlob {
+                    hash: ContentHash::of(Self::MODEL_ONE_V2),
+                    body: ModelBody::Bytes(Bytes::from_static(Self::MODEL_ONE_V2)),
+                }),
+                (4, 1) => Some(ModelBlob {
+                    hash: ContentHash::of(Self::MODEL_FOUR_V1),
+                    body: ModelBody::Stream(Box::pin(Chunks(VecDeque::from([
+                        Bytes::from_static(b"model four|"),
+                        Bytes::from_static(b"version one"),
+                    ])))),
+                }),
+                _ => None,
+            })
+        })
+    }
+
+    fn predict(&self, call: PredictCall) -> BoxFuture<'_, Result<Prediction, PredictError>> {
+        Box::pin(async move {
+            *self.last_predict.lock().unwrap() = Some(call.clone());
+            self.check()?;
+            match *self.predict_failure.lock().unwrap() {
+                Some(PredictFailure::Busy) => return Err(PredictError::Busy),
+                Some(PredictFailure::Replayed) => return Err(PredictError::Replayed),
+                Some(PredictFailure::NotFound) => return Err(PredictError::NotFound),
+                None => {}
+            }
+            self.prediction(&call)
+        })
+    }
+
     fn metrics(&self) -> BoxFuture<'_, Result<String, ReadError>> {
         Box::pin(async move {
             assert!(!*self.panic_on_metrics.lock().unwrap(), "metrics registry poisoned at 0xdeadbeef");
@@ -399,7 +677,7 @@ impl ReadModel for MemoryModel {
 }
 
 /// A stream over fixed chunks.
-struct Chunks(VecDeque<Bytes>);
+pub(crate) struct Chunks(pub(crate) VecDeque<Bytes>);
 
 impl Stream for Chunks {
     type Item = Result<Bytes, BoxError>;
@@ -417,6 +695,12 @@ pub(crate) fn get(uri: &str) -> Request<Body> {
 /// Sends `request` through a fresh router over `model`.
 pub(crate) async fn send(model: &Arc<MemoryModel>, request: Request<Body>) -> Response {
     router(model.clone()).oneshot(request).await.unwrap()
+}
+
+/// Sends `request` through `app`, which keeps its state (rate limits, spent
+/// nonces) from one request to the next.
+pub(crate) async fn send_to(app: &axum::Router, request: Request<Body>) -> Response {
+    app.clone().oneshot(request).await.unwrap()
 }
 
 /// Sends `request` and reads the answer as JSON, checking its content type.

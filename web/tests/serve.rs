@@ -1,11 +1,13 @@
 //! The router served on a real socket: bind port 0, fetch `/healthz` over
-//! TCP with a hand-written HTTP/1.1 request, shut down gracefully.
+//! TCP with a hand-written HTTP/1.1 request, call the prediction route (which
+//! reads the peer's address), shut down gracefully.
 
 use std::sync::Arc;
 
 use starling_protocol::{PublicKey, TaskId};
 use starling_web::{
-    AccountView, BoxFuture, ModelBlob, Page, PageRequest, ReadError, ReadModel, TaskDetail, TaskSummary, router, serve,
+    AccountView, BoxFuture, ModelBlob, ModelDetail, ModelSummary, Page, PageRequest, PredictCall, PredictError,
+    Prediction, ReadError, ReadModel, TaskDetail, TaskSummary, router, serve,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -31,6 +33,22 @@ impl ReadModel for Empty {
         Box::pin(async { Ok(None) })
     }
 
+    fn list_models(&self, _: PageRequest) -> BoxFuture<'_, Result<Page<ModelSummary>, ReadError>> {
+        Box::pin(async { Ok(Page::empty()) })
+    }
+
+    fn market_model(&self, _: u64) -> BoxFuture<'_, Result<Option<ModelDetail>, ReadError>> {
+        Box::pin(async { Ok(None) })
+    }
+
+    fn model_version_file(&self, _: u64, _: u32) -> BoxFuture<'_, Result<Option<ModelBlob>, ReadError>> {
+        Box::pin(async { Ok(None) })
+    }
+
+    fn predict(&self, _: PredictCall) -> BoxFuture<'_, Result<Prediction, PredictError>> {
+        Box::pin(async { Err(PredictError::NotFound) })
+    }
+
     fn metrics(&self) -> BoxFuture<'_, Result<String, ReadError>> {
         Box::pin(async { Ok(String::new()) })
     }
@@ -40,10 +58,14 @@ impl ReadModel for Empty {
     }
 }
 
-/// Sends one request with `Connection: close` and returns the whole answer.
+/// Sends one GET with `Connection: close` and returns the whole answer.
 async fn fetch(address: std::net::SocketAddr, path: &str) -> String {
+    exchange(address, format!("GET {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n")).await
+}
+
+/// Sends `request` as is and returns the whole answer.
+async fn exchange(address: std::net::SocketAddr, request: String) -> String {
     let mut stream = TcpStream::connect(address).await.unwrap();
-    let request = format!("GET {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n");
     stream.write_all(request.as_bytes()).await.unwrap();
     let mut answer = String::new();
     stream.read_to_string(&mut answer).await.unwrap();
@@ -67,6 +89,17 @@ async fn healthz_over_tcp_then_graceful_shutdown() {
     let answer = fetch(address, "/api/tasks/7").await;
     assert!(answer.starts_with("HTTP/1.1 404 Not Found\r\n"), "{answer}");
     assert!(answer.ends_with(r#"{"error":{"code":"not_found","message":"no task 7"}}"#), "{answer}");
+
+    // The prediction route finds the peer's address (the model has no model 1).
+    let body = r#"{"inputs": [[0.5]]}"#;
+    let request = format!(
+        "POST /api/models/1/versions/1/predict HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\
+         Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    let answer = exchange(address, request).await;
+    assert!(answer.starts_with("HTTP/1.1 404 Not Found\r\n"), "{answer}");
+    assert!(answer.ends_with(r#"{"error":{"code":"not_found","message":"model 1 has no version 1"}}"#), "{answer}");
 
     stop.send(()).unwrap();
     tokio::time::timeout(std::time::Duration::from_secs(10), server).await.unwrap().unwrap().unwrap();

@@ -2,10 +2,11 @@
 //! embedded stylesheet, the optional live-update script), the headers every
 //! page is sent with, and the HTML error page.
 //!
-//! Pages carry no external asset. The one stylesheet and the one script are
-//! inline, and the `Content-Security-Policy` allows exactly those two by
-//! their SHA-256 hashes: even if some dynamic string escaped the escaping,
-//! a script it injected would not run.
+//! Pages carry no external asset. The one stylesheet and the scripts (the
+//! live update and the market's try-it box) are inline, and the
+//! `Content-Security-Policy` allows exactly those by their SHA-256 hashes:
+//! even if some dynamic string escaped the escaping, a script it injected
+//! would not run.
 
 use std::sync::LazyLock;
 
@@ -16,6 +17,7 @@ use sha2::{Digest, Sha256};
 use starling_protocol::{RoundPhase, TaskId};
 
 use crate::error::{ApiError, keep_shape};
+use crate::html::market_model::TRY_IT_SCRIPT;
 
 /// The stylesheet of every page.
 const CSS: &str = "
@@ -51,6 +53,18 @@ figure.chart figcaption { color: var(--muted); font-size: .875rem; }
 .key::before { content: ''; display: inline-block; width: .9rem; height: .2rem; margin-right: .35rem; vertical-align: middle; }
 .key.accuracy::before { background: #1f6feb; }
 .key.loss::before { background: #d1490f; }
+[hidden] { display: none !important; }
+.try-it { display: flex; flex-wrap: wrap; gap: 1.5rem; align-items: flex-start; margin: .5rem 0; }
+.try-it canvas { display: block; max-width: 100%; background: #000; border: 1px solid var(--line); touch-action: none; cursor: crosshair; }
+.try-it .buttons { display: flex; gap: .5rem; margin-top: .5rem; }
+.try-it button { font: inherit; padding: .25rem .9rem; }
+.try-it .result { flex: 1 1 18rem; }
+#prediction-label { font-size: 1.75rem; font-weight: 700; }
+ol.probabilities { list-style: none; padding: 0; margin: .5rem 0; min-width: 16rem; font-variant-numeric: tabular-nums; }
+ol.probabilities li { display: grid; grid-template-columns: 1.5rem 1fr 4rem; gap: .5rem; align-items: center; }
+ol.probabilities li.top { font-weight: 700; }
+ol.probabilities meter { width: 100%; }
+ol.probabilities .num { text-align: right; }
 ";
 
 /// Polls the task's JSON and reloads the page when its round or phase has
@@ -78,19 +92,24 @@ const LIVE_SCRIPT: &str = r#"
 /// Seconds between reloads for browsers without script, while a round runs.
 const NOSCRIPT_REFRESH_SECS: u32 = 30;
 
-/// The `Content-Security-Policy` of every page.
+/// Every script a page may embed; the policy allows each by its hash.
+const SCRIPTS: [&str; 2] = [LIVE_SCRIPT, TRY_IT_SCRIPT];
+
+/// The `Content-Security-Policy` of every page. `connect-src 'self'` lets
+/// the scripts call the JSON API of the same origin.
 static CSP: LazyLock<HeaderValue> = LazyLock::new(|| {
+    let scripts: Vec<String> = SCRIPTS.iter().map(|script| format!("'{}'", sha256_source(script))).collect();
     let policy = format!(
-        "default-src 'none'; style-src '{}'; script-src '{}'; connect-src 'self'; img-src 'self'; \
+        "default-src 'none'; style-src '{}'; script-src {}; connect-src 'self'; img-src 'self'; \
          base-uri 'none'; form-action 'self'; frame-ancestors 'none'",
         sha256_source(CSS),
-        sha256_source(LIVE_SCRIPT)
+        scripts.join(" ")
     );
     HeaderValue::try_from(policy).expect("ASCII")
 });
 
 /// A CSP hash source, `sha256-<base64 of the digest>`.
-fn sha256_source(text: &str) -> String {
+pub(crate) fn sha256_source(text: &str) -> String {
     format!("sha256-{}", base64(&Sha256::digest(text.as_bytes())))
 }
 
@@ -130,16 +149,20 @@ pub(crate) struct Page {
     pub(crate) main: Markup,
     /// Set while a round runs: the page polls and reloads itself.
     pub(crate) live: Option<Live>,
+    /// A script of its own, embedded at the end of the body; one of
+    /// [`SCRIPTS`], or the policy would block it.
+    pub(crate) script: Option<&'static str>,
 }
 
 impl Page {
-    /// A page that does not update itself.
+    /// A page that does not update itself and has no script.
     pub(crate) fn new(title: impl Into<String>, main: Markup) -> Self {
-        Self { title: title.into(), main, live: None }
+        Self { title: title.into(), main, live: None, script: None }
     }
 
     /// The whole document.
     pub(crate) fn render(&self) -> Markup {
+        debug_assert!(self.script.is_none_or(|script| SCRIPTS.contains(&script)), "a script the policy blocks");
         html! {
             (DOCTYPE)
             html lang="en" {
@@ -157,6 +180,7 @@ impl Page {
                         a.brand href="/" { "Starling" }
                         nav {
                             a href="/" { "Tasks" }
+                            a href="/market" { "Market" }
                             a href="/api/openapi.json" { "API" }
                         }
                     }
@@ -178,6 +202,9 @@ impl Page {
                     }
                     @if self.live.is_some() {
                         script { (PreEscaped(LIVE_SCRIPT)) }
+                    }
+                    @if let Some(script) = self.script {
+                        script { (PreEscaped(script)) }
                     }
                 }
             }
@@ -247,7 +274,14 @@ mod tests {
         let policy = CSP.to_str().unwrap();
         assert!(policy.starts_with("default-src 'none'; "), "{policy}");
         assert!(policy.contains(&format!("style-src '{}'", sha256_source(CSS))), "{policy}");
-        assert!(policy.contains(&format!("script-src '{}'", sha256_source(LIVE_SCRIPT))), "{policy}");
+        assert!(
+            policy.contains(&format!(
+                "script-src '{}' '{}';",
+                sha256_source(LIVE_SCRIPT),
+                sha256_source(TRY_IT_SCRIPT)
+            )),
+            "{policy}"
+        );
         assert!(!policy.contains("unsafe"), "{policy}");
         // The page embeds the very texts that were hashed.
         let page = Page {
@@ -257,6 +291,18 @@ mod tests {
         let text = page.render().into_string();
         assert!(text.contains(&format!("<style>{CSS}</style>")));
         assert!(text.contains(&format!("<script>{LIVE_SCRIPT}</script>")));
+    }
+
+    #[test]
+    fn every_embedded_script_is_in_the_policy_and_stays_inside_its_element() {
+        let policy = CSP.to_str().unwrap();
+        for script in SCRIPTS {
+            assert!(policy.contains(&sha256_source(script)), "{policy}");
+            assert!(!script.to_ascii_lowercase().contains("</script"), "{script}");
+        }
+        let page = Page { script: Some(TRY_IT_SCRIPT), ..Page::new("t", html! {}) };
+        assert!(page.render().into_string().contains(&format!("<script>{TRY_IT_SCRIPT}</script>")));
+        assert!(Page::new("t", html! {}).render().into_string().contains(r#"<a href="/market">Market</a>"#));
     }
 
     #[test]

@@ -8,6 +8,8 @@ pub(crate) mod chart;
 pub(crate) mod format;
 pub(crate) mod layout;
 pub(crate) mod leaderboard;
+pub(crate) mod market;
+pub(crate) mod market_model;
 pub(crate) mod parts;
 pub(crate) mod task;
 pub(crate) mod tasks;

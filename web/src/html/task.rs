@@ -51,7 +51,7 @@ pub(crate) async fn detail(
         h2 #payouts { "Payouts" }
         (payouts(&task))
     };
-    Ok(respond(StatusCode::OK, &Page { title, main, live }))
+    Ok(respond(StatusCode::OK, &Page { title, main, live, script: None }))
 }
 
 /// Where the task stands, and the model download.

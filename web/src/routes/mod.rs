@@ -1,8 +1,11 @@
 //! One file per resource; [`crate::router`] wires them up.
 
 pub(crate) mod accounts;
+pub(crate) mod market;
 pub(crate) mod model;
 pub(crate) mod openapi;
+pub(crate) mod openapi_market;
 pub(crate) mod ops;
 pub(crate) mod params;
+pub(crate) mod predict;
 pub(crate) mod tasks;

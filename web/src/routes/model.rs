@@ -1,5 +1,6 @@
 //! `GET /api/tasks/{id}/model`: the task's current global model as
-//! safetensors bytes, cacheable by content hash.
+//! safetensors bytes, cacheable by content hash; [`blob_response`] serves
+//! marketplace versions the same way.
 //!
 //! The URL's content changes every round, so responses are `no-cache`
 //! (always revalidate) with a strong `ETag` of the BLAKE3 hash; a client
@@ -19,7 +20,7 @@ use futures_core::Stream;
 use starling_protocol::{ContentHash, TaskId};
 
 use crate::error::ApiError;
-use crate::read_model::{BoxError, ByteStream, ModelBody};
+use crate::read_model::{BoxError, ByteStream, ModelBlob, ModelBody};
 use crate::router::AppState;
 use crate::routes::params::{store_failed, task_id};
 
@@ -36,23 +37,31 @@ pub(crate) async fn download(
         .await
         .map_err(store_failed("read model"))?
         .ok_or_else(|| ApiError::not_found(format!("task {id} has no global model")))?;
+    let name = file_name(id, &blob.hash);
+    Ok(blob_response(blob, &headers, &name, format!("task {id}")))
+}
 
+/// A model file as the answer to a GET with `headers`: `200` with the bytes
+/// (an attachment named `file_name`) or a bodiless `304` when
+/// `If-None-Match` names its hash. Both carry the `ETag` and `no-cache`.
+/// `what` names the model in the log if its stream fails.
+pub(crate) fn blob_response(blob: ModelBlob, headers: &HeaderMap, file_name: &str, what: String) -> Response {
     let etag = etag(&blob.hash);
     let cache = [(header::ETAG, etag.clone()), (header::CACHE_CONTROL, HeaderValue::from_static("no-cache"))];
-    if none_match(&headers, &etag) {
-        return Ok((StatusCode::NOT_MODIFIED, cache).into_response());
+    if none_match(headers, &etag) {
+        return (StatusCode::NOT_MODIFIED, cache).into_response();
     }
     let body = match blob.body {
         ModelBody::Bytes(bytes) => Body::from(bytes),
-        ModelBody::Stream(stream) => Body::from_stream(Logged { inner: stream, task: id }),
+        ModelBody::Stream(stream) => Body::from_stream(Logged { inner: stream, what }),
     };
-    let disposition = HeaderValue::try_from(format!("attachment; filename=\"{}\"", file_name(id, &blob.hash)))
-        .expect("digits, hex and ASCII punctuation are valid header text");
-    let content = [
-        (header::CONTENT_TYPE, HeaderValue::from_static("application/octet-stream")),
-        (header::CONTENT_DISPOSITION, disposition),
-    ];
-    Ok((cache, content, body).into_response())
+    let content_type = (header::CONTENT_TYPE, HeaderValue::from_static("application/octet-stream"));
+    // File names here are ours (digits, hex, ASCII punctuation); one that is
+    // not valid header text is left out rather than failing the download.
+    match HeaderValue::try_from(format!("attachment; filename=\"{file_name}\"")) {
+        Ok(disposition) => (cache, [content_type, (header::CONTENT_DISPOSITION, disposition)], body).into_response(),
+        Err(_) => (cache, [content_type], body).into_response(),
+    }
 }
 
 /// The strong entity tag of a model: its hash, quoted.
@@ -84,17 +93,16 @@ fn none_match(headers: &HeaderMap, etag: &HeaderValue) -> bool {
 /// client only sees a cut connection).
 struct Logged {
     inner: ByteStream,
-    task: TaskId,
+    what: String,
 }
 
 impl Stream for Logged {
     type Item = Result<Bytes, BoxError>;
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        let task = self.task;
         let polled = self.inner.as_mut().poll_next(cx);
         if let Poll::Ready(Some(Err(error))) = &polled {
-            tracing::error!(%task, %error, "model download aborted");
+            tracing::error!(model = %self.what, %error, "model download aborted");
         }
         polled
     }

@@ -4,14 +4,18 @@
 //! Hand-written rather than derived so that this crate needs no schema
 //! macros on the protocol's types. Its tests keep it honest: it must list
 //! exactly the routes of [`crate::router::api_routes`], and the fixture's
-//! real responses (tasks, task detail, account, errors) and every
-//! aggregation rule's serialisation must validate against its schemas.
+//! real responses (tasks, task detail, account, models, predictions,
+//! errors) and every aggregation rule's serialisation must validate against
+//! its schemas. The marketplace's part lives in
+//! [`openapi_market`](crate::routes::openapi_market).
 
 use std::sync::LazyLock;
 
 use axum::Json;
 use serde_json::{Map, Value, json};
 use starling_protocol::RoundPhase;
+
+use crate::routes::openapi_market as market;
 
 /// The document, built once.
 static DOCUMENT: LazyLock<Value> = LazyLock::new(document);
@@ -22,27 +26,27 @@ pub(crate) async fn get() -> Json<Value> {
 }
 
 /// `{"$ref": "#/components/schemas/<name>"}`.
-fn schema_ref(name: &str) -> Value {
+pub(crate) fn schema_ref(name: &str) -> Value {
     json!({"$ref": format!("#/components/schemas/{name}")})
 }
 
 /// `schema` or `null`.
-fn nullable(schema: Value) -> Value {
+pub(crate) fn nullable(schema: Value) -> Value {
     json!({"oneOf": [schema, {"type": "null"}]})
 }
 
 /// An amount in µSTAR.
-fn micro(description: &str) -> Value {
+pub(crate) fn micro(description: &str) -> Value {
     json!({"type": "integer", "minimum": 0, "description": format!("{description}, in µSTAR (1 STAR = 1 000 000 µSTAR).")})
 }
 
 /// A non-negative integer.
-fn count(description: &str) -> Value {
+pub(crate) fn count(description: &str) -> Value {
     json!({"type": "integer", "minimum": 0, "description": description})
 }
 
 /// An object schema with every listed property required.
-fn object(description: &str, properties: Value) -> Value {
+pub(crate) fn object(description: &str, properties: Value) -> Value {
     let required: Vec<&String> = properties.as_object().expect("properties are an object").keys().collect();
     json!({"type": "object", "description": description, "required": required, "properties": properties})
 }
@@ -54,17 +58,17 @@ fn tagged(name: &str, parameters: Value) -> Value {
 }
 
 /// The JSON response with `schema`.
-fn json_response(description: &str, schema: Value) -> Value {
+pub(crate) fn json_response(description: &str, schema: Value) -> Value {
     json!({"description": description, "content": {"application/json": {"schema": schema}}})
 }
 
 /// `{"$ref": "#/components/responses/<name>"}`.
-fn response_ref(name: &str) -> Value {
+pub(crate) fn response_ref(name: &str) -> Value {
     json!({"$ref": format!("#/components/responses/{name}")})
 }
 
 /// `{"$ref": "#/components/parameters/<name>"}`.
-fn parameter_ref(name: &str) -> Value {
+pub(crate) fn parameter_ref(name: &str) -> Value {
     json!({"$ref": format!("#/components/parameters/{name}")})
 }
 
@@ -122,7 +126,7 @@ fn schemas() -> Value {
     json!({
         "Error": object("Every failing response of the JSON API.", json!({
             "error": object("What went wrong.", json!({
-                "code": {"type": "string", "description": "Stable and machine-readable: `bad_request`, `invalid_query`, `invalid_cursor`, `invalid_limit`, `invalid_task_id`, `invalid_public_key`, `not_found`, `method_not_allowed`, `payload_too_large`, `too_many_requests`, `internal`, `unavailable`, `server_error` or `client_error`."},
+                "code": {"type": "string", "description": "Stable and machine-readable: `bad_request`, `invalid_query`, `invalid_cursor`, `invalid_limit`, `invalid_task_id`, `invalid_public_key`, `invalid_model_id`, `invalid_version`, `invalid_input`, `envelope_mismatch`, `invalid_signature`, `payment_required`, `not_found`, `method_not_allowed`, `replayed`, `payload_too_large`, `unsupported_media_type`, `too_many_requests`, `internal`, `unavailable`, `busy`, `server_error` or `client_error`."},
                 "message": {"type": "string", "description": "For people. 4xx messages say what the caller did wrong; 5xx messages are fixed texts."},
             })),
         })),
@@ -243,22 +247,28 @@ fn schemas() -> Value {
     })
 }
 
+/// `responses` with a reference to the shared error response of each status in `codes`.
+pub(crate) fn with_errors(mut responses: Value, codes: &[&str]) -> Value {
+    let errors = codes.iter().map(|code| ((*code).to_owned(), response_ref(&format!("E{code}"))));
+    responses.as_object_mut().expect("object").extend(errors);
+    responses
+}
+
+/// `into` (an object) with the entries of `more` (an object) added.
+fn merged(mut into: Value, more: Map<String, Value>) -> Value {
+    into.as_object_mut().expect("object").extend(more);
+    into
+}
+
 /// The whole document.
 fn document() -> Value {
-    let errors = |codes: &[&str]| -> Map<String, Value> {
-        codes.iter().map(|code| ((*code).to_owned(), response_ref(&format!("E{code}")))).collect()
-    };
-    let with_errors = |mut responses: Value, codes: &[&str]| {
-        responses.as_object_mut().expect("object").extend(errors(codes));
-        responses
-    };
     let text = |description: &str, media: &str| json!({"description": description, "content": {media: {"schema": {"type": "string"}}}});
-    json!({
+    let mut document = json!({
         "openapi": "3.1.0",
         "info": {
             "title": "Starling coordinator API",
             "version": env!("CARGO_PKG_VERSION"),
-            "description": "Read-only JSON over the coordinator's tasks, models and ledger. Amounts are integers in µSTAR (1 STAR = 1 000 000 µSTAR); times are seconds since the Unix epoch; keys and hashes are 64 lower-case hex digits. Every error has the body `{\"error\": {\"code\", \"message\"}}`. Lists are paged with `?cursor=&limit=`: pass a page's `next_cursor` back to continue.",
+            "description": "JSON over the coordinator's tasks, marketplace models and ledger, and the marketplace's inference calls. Amounts are integers in µSTAR (1 STAR = 1 000 000 µSTAR); times are seconds since the Unix epoch; keys and hashes are 64 lower-case hex digits. Every error has the body `{\"error\": {\"code\", \"message\"}}`. Lists are paged with `?cursor=&limit=`: pass a page's `next_cursor` back to continue.",
         },
         "paths": {
             "/api/tasks": {"get": {
@@ -327,17 +337,28 @@ fn document() -> Value {
                 "E400": json_response("A parameter is malformed; the message says which and why.", schema_ref("Error")),
                 "E404": json_response("No such resource.", schema_ref("Error")),
                 "E500": json_response("The server failed; the cause is logged, not sent.", schema_ref("Error")),
-                "E503": json_response("The store cannot answer now; try again later.", schema_ref("Error")),
+                "E503": json_response("The store cannot answer now, or inference is busy; try again later (a busy prediction says when, in `Retry-After`).", schema_ref("Error")),
             },
         },
-    })
+    });
+    for (section, more) in [
+        ("/paths", market::paths()),
+        ("/components/schemas", market::schemas()),
+        ("/components/parameters", market::parameters()),
+        ("/components/responses", market::responses()),
+    ] {
+        let target = document.pointer_mut(section).expect("the section exists");
+        *target = merged(target.take(), more);
+    }
+    document
 }
 
 #[cfg(test)]
 mod tests {
     use std::collections::BTreeSet;
 
-    use axum::http::{StatusCode, header};
+    use axum::body::Body;
+    use axum::http::{Request, StatusCode, header};
     use serde_json::{Value, json};
     use starling_protocol::{AggregationRule, AggregationSpec, ServerOptimizer};
 
@@ -420,7 +441,21 @@ mod tests {
 
     /// The schema of the 200 answer of `GET path`.
     fn ok_schema<'a>(doc: &'a Value, path: &str) -> &'a Value {
-        &doc["paths"][path]["get"]["responses"]["200"]["content"]["application/json"]["schema"]
+        ok_schema_of(doc, path, "get")
+    }
+
+    /// The schema of the 200 answer of `method path`.
+    fn ok_schema_of<'a>(doc: &'a Value, path: &str, method: &str) -> &'a Value {
+        &doc["paths"][path][method]["responses"]["200"]["content"]["application/json"]["schema"]
+    }
+
+    /// A valid unsigned prediction request for model 1, version 2.
+    fn predict_request() -> Request<Body> {
+        let inputs = json!({"inputs": [vec![0.5; 784]]});
+        Request::post("/api/models/1/versions/2/predict")
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(Body::from(inputs.to_string()))
+            .unwrap()
     }
 
     #[tokio::test]
@@ -444,18 +479,32 @@ mod tests {
             "/api/tasks/{id}",
             "/api/tasks/{id}/model",
             "/api/accounts/{key}",
+            "/api/models",
+            "/api/models/{id}",
+            "/api/models/{id}/versions/{version}/download",
+            "/api/models/{id}/versions/{version}/predict",
             "/api/openapi.json",
             "/healthz",
             "/metrics",
         ] {
             assert!(routes.contains(expected), "{expected}");
         }
-        // And the router really answers each of them (not the fallback's "no such route").
+        // And the router really answers each of them with the documented
+        // method (not the fallback's "no such route", nor a 405).
         let model = MemoryModel::fixture();
         for path in routes {
-            let uri = path.replace("{id}", "1").replace("{key}", &MemoryModel::alice().to_string());
-            let response = send(&model, get(&uri)).await;
-            assert_eq!(response.status(), StatusCode::OK, "{uri}");
+            let methods: Vec<&String> = DOCUMENT["paths"][path].as_object().unwrap().keys().collect();
+            let uri =
+                path.replace("{id}", "1").replace("{version}", "2").replace("{key}", &MemoryModel::alice().to_string());
+            for method in methods {
+                let request = match method.as_str() {
+                    "get" => get(&uri),
+                    "post" => predict_request(),
+                    other => panic!("{path}: undocumented method {other}"),
+                };
+                let response = send(&model, request).await;
+                assert_eq!(response.status(), StatusCode::OK, "{method} {uri}");
+            }
         }
     }
 
@@ -474,19 +523,21 @@ mod tests {
             }
         }
         walk(&DOCUMENT, &DOCUMENT);
-        // Every path parameter in a template is declared.
+        // Every path parameter in a template is declared, by every operation.
         for (path, item) in DOCUMENT["paths"].as_object().unwrap() {
-            let declared: Vec<String> = item["get"]["parameters"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .map(|p| p.get("$ref").map_or(p, |r| resolve(&DOCUMENT, r.as_str().unwrap())))
-                .filter(|p| p["in"] == "path")
-                .map(|p| p["name"].as_str().unwrap().to_owned())
-                .collect();
-            let templated: Vec<String> =
-                path.split('/').filter_map(|s| s.strip_prefix('{')?.strip_suffix('}')).map(str::to_owned).collect();
-            assert_eq!(declared, templated, "{path}");
+            for (method, operation) in item.as_object().unwrap() {
+                let declared: Vec<String> = operation["parameters"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(|p| p.get("$ref").map_or(p, |r| resolve(&DOCUMENT, r.as_str().unwrap())))
+                    .filter(|p| p["in"] == "path")
+                    .map(|p| p["name"].as_str().unwrap().to_owned())
+                    .collect();
+                let templated: Vec<String> =
+                    path.split('/').filter_map(|s| s.strip_prefix('{')?.strip_suffix('}')).map(str::to_owned).collect();
+                assert_eq!(declared, templated, "{method} {path}");
+            }
         }
     }
 
@@ -499,11 +550,25 @@ mod tests {
             ("/api/tasks/1".to_owned(), "/api/tasks/{id}"),
             ("/api/tasks/5".to_owned(), "/api/tasks/{id}"),
             (format!("/api/accounts/{alice}?limit=3"), "/api/accounts/{key}"),
+            ("/api/models?limit=1".to_owned(), "/api/models"),
+            ("/api/models".to_owned(), "/api/models"),
+            ("/api/models/1".to_owned(), "/api/models/{id}"),
+            ("/api/models/4".to_owned(), "/api/models/{id}"),
         ] {
             let (status, body) = send_json(&model, get(&uri)).await;
             assert_eq!(status, StatusCode::OK, "{uri}");
             check(&DOCUMENT, ok_schema(&DOCUMENT, path), &body, &uri).unwrap();
         }
+        let (status, body) = send_json(&model, predict_request()).await;
+        assert_eq!(status, StatusCode::OK);
+        let predict = "/api/models/{id}/versions/{version}/predict";
+        check(&DOCUMENT, ok_schema_of(&DOCUMENT, predict, "post"), &body, "predict").unwrap();
+        // The request bodies the route reads match theirs.
+        let inputs = &DOCUMENT["paths"][predict]["post"]["requestBody"]["content"]["application/json"]["schema"];
+        for body in [json!({"inputs": [[0, 0.5, 1]]}), json!({"inputs": [[[0, 0.5], [1, 0.25]], [0.5]]})] {
+            check(&DOCUMENT, inputs, &body, "inputs").unwrap();
+        }
+        assert!(check(&DOCUMENT, inputs, &json!({"inputs": [[2]]}), "inputs").is_err());
         // A schema that accepts anything would pass the above: it must refuse.
         let (_, mut body) = send_json(&model, get("/api/tasks/1")).await;
         body["history"][0]["accuracy"] = json!("high");
@@ -511,11 +576,42 @@ mod tests {
         body["history"][0]["accuracy"] = json!(0.5);
         body["surprise"] = json!(1);
         assert!(check(&DOCUMENT, ok_schema(&DOCUMENT, "/api/tasks/{id}"), &body, "").is_err());
+        let (_, mut body) = send_json(&model, get("/api/models/1")).await;
+        body["versions"] = json!("two");
+        assert!(check(&DOCUMENT, ok_schema(&DOCUMENT, "/api/models/{id}"), &body, "").is_err());
 
         let error_schema = &DOCUMENT["components"]["schemas"]["Error"];
-        for uri in ["/api/tasks/4", "/api/tasks?cursor=x", "/nope"] {
+        for uri in
+            ["/api/tasks/4", "/api/tasks?cursor=x", "/nope", "/api/models/9", "/api/models/1/versions/x/download"]
+        {
             let (_, body) = send_json(&model, get(uri)).await;
             check(&DOCUMENT, error_schema, &body, uri).unwrap();
+        }
+    }
+
+    #[tokio::test]
+    async fn every_error_code_the_routes_give_is_documented() {
+        let described =
+            DOCUMENT["components"]["schemas"]["Error"]["properties"]["error"]["properties"]["code"]["description"]
+                .as_str()
+                .unwrap();
+        for code in [
+            "invalid_model_id",
+            "invalid_version",
+            "invalid_input",
+            "envelope_mismatch",
+            "invalid_signature",
+            "payment_required",
+            "replayed",
+            "unsupported_media_type",
+            "too_many_requests",
+            "busy",
+        ] {
+            assert!(described.contains(&format!("`{code}`")), "{code}");
+        }
+        let predict = &DOCUMENT["paths"]["/api/models/{id}/versions/{version}/predict"]["post"]["responses"];
+        for status in ["200", "400", "401", "402", "404", "409", "413", "415", "429", "500", "503"] {
+            assert!(predict.get(status).is_some(), "{status}");
         }
     }
 

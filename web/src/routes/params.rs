@@ -53,6 +53,29 @@ pub(crate) fn task_id(path: Result<Path<String>, PathRejection>) -> Result<TaskI
         .ok_or_else(|| ApiError::bad_request("invalid_task_id", "task id must be a decimal number below 2^64"))
 }
 
+/// The `{id}` path segment as a marketplace model id: decimal digits only.
+pub(crate) fn model_id(path: Result<Path<String>, PathRejection>) -> Result<u64, ApiError> {
+    let Path(text) = path.map_err(|rejection| ApiError::bad_request("invalid_model_id", rejection.body_text()))?;
+    parse_model_id(&text)
+}
+
+/// The `{id}` and `{version}` path segments of a model version.
+pub(crate) fn model_version(path: Result<Path<(String, String)>, PathRejection>) -> Result<(u64, u32), ApiError> {
+    let Path((id, version)) =
+        path.map_err(|rejection| ApiError::bad_request("invalid_model_id", rejection.body_text()))?;
+    let id = parse_model_id(&id)?;
+    let version = parse_digits(&version)
+        .and_then(|n| u32::try_from(n).ok())
+        .ok_or_else(|| ApiError::bad_request("invalid_version", "version must be a decimal number below 2^32"))?;
+    Ok((id, version))
+}
+
+/// A model id as written in a path.
+fn parse_model_id(text: &str) -> Result<u64, ApiError> {
+    parse_digits(text)
+        .ok_or_else(|| ApiError::bad_request("invalid_model_id", "model id must be a decimal number below 2^64"))
+}
+
 /// The `{key}` path segment as an ed25519 public key in hex.
 pub(crate) fn public_key(path: Result<Path<String>, PathRejection>) -> Result<PublicKey, ApiError> {
     let Path(text) = path.map_err(|rejection| ApiError::bad_request("invalid_public_key", rejection.body_text()))?;

@@ -7,7 +7,12 @@
 //! hashes are 64 lower-case hex digits.
 
 mod account;
+mod market;
 mod task;
 
 pub use account::{AccountView, Balances, BondView, HistoryEntry, HistoryKind, StakeRole};
+pub use market::{
+    Caller, Contributor, ItemPrediction, ModelDetail, ModelSummary, PredictCall, Prediction, Price, VersionDetail,
+    VersionSummary,
+};
 pub use task::{IdentityPayout, RoundRecord, SubmissionOutcome, SubmissionView, TaskDetail, TaskSummary};
