@@ -5,6 +5,7 @@
 //! server, the task registry, the artifact store) drive it from the edges.
 
 pub mod artifacts;
+pub mod market;
 pub mod round;
 pub mod service;
 pub mod store;

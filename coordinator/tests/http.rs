@@ -302,6 +302,8 @@ async fn every_endpoint_reads_a_finished_competition() {
     assert_eq!(sample(&text, "starling_requests_total{outcome=\"non_finite\"}"), u64::from(ROUNDS), "{text}");
     assert!(sample(&text, "starling_requests_total{outcome=\"ok\"}") > 20, "{text}");
 
+    let market = marketplace(&net, admin, task, &creator, &trainers, &validators, &records).await;
+
     // A fresh coordinator over the same stores does not run the finished
     // task, and reads it from the store the same.
     net.kill();
@@ -317,5 +319,194 @@ async fn every_endpoint_reads_a_finished_competition() {
     assert!(again.service.machine(task).await.is_none(), "reading loaded nothing");
     let text = String::from_utf8(bytes(send(&fresh, get("/metrics")).await).await).unwrap();
     assert_eq!(sample(&text, "starling_submissions_invalid_total"), 0);
+    // The promotion is written once: the restart added no version.
+    let models =
+        starling_web::ReadModel::list_models(&again.service, starling_web::PageRequest { after: None, limit: 10 })
+            .await
+            .unwrap();
+    assert_eq!(models.items, vec![market], "the same model and version after a restart");
     again.kill();
+}
+
+/// MNIST test images `range` as inputs in `[0, 1]`, with their labels.
+fn images(range: std::ops::Range<usize>) -> (Vec<Vec<f32>>, Vec<u8>) {
+    let mnist = mnist();
+    let inputs = range.clone().map(|i| mnist.test.image(i).iter().map(|&p| f32::from(p) / 255.0).collect()).collect();
+    (inputs, range.map(|i| mnist.test.labels()[i]).collect())
+}
+
+/// The finished task's best model on the marketplace: promoted once with its
+/// metrics and lineage, downloadable, and priced inference that charges
+/// exactly what it says, shares it as the ledger records, and charges
+/// nothing when it refuses. Returns the model's list row.
+async fn marketplace(
+    net: &Network,
+    admin: &Identity,
+    task: TaskId,
+    creator: &Identity,
+    trainers: &[Identity],
+    validators: &[Identity],
+    records: &[starling_coordinator::store::RoundRecord],
+) -> starling_web::ModelSummary {
+    use starling_web::{Caller, PredictCall, PredictError, ReadModel, StakeRole};
+    let service = &net.service;
+    let ledger = service.ledger();
+
+    let models = service.list_models(starling_web::PageRequest { after: None, limit: 10 }).await.unwrap();
+    assert_eq!(models.items.len(), 1, "one promoted model");
+    assert!(models.next_cursor.is_none());
+    let model = models.items[0].clone();
+    assert_eq!((model.name.as_str(), model.architecture.as_str()), ("mnist-logreg", "logreg"));
+    assert_eq!((model.creator, model.version_count, model.num_classes), (creator.public_key(), 1, 10));
+    assert_eq!(model.input_shape, vec![1, 28, 28]);
+    let latest = &model.latest;
+    assert_eq!((latest.version, latest.task), (1, task));
+    // The best round's model, with the coordinator's measurement of it.
+    let best = records.iter().find(|r| r.round == latest.round).expect("a recorded round");
+    assert_eq!(latest.hash, best.global_model);
+    assert_eq!((latest.accuracy, latest.loss), (best.accuracy, best.loss));
+    assert!(latest.consensus_accuracy > 0.5 && latest.consensus_accuracy <= 1.0, "{latest:?}");
+
+    // Lineage: exactly the identities the ledger rewarded, in their roles.
+    let detail = service.market_model(model.id).await.unwrap().expect("the model");
+    assert_eq!(detail.summary, model);
+    assert_eq!(detail.versions.len(), 1);
+    let lineage = &detail.versions[0];
+    assert_eq!(lineage.rounds, ROUNDS);
+    let payouts = ledger_payouts(net, task).await;
+    let mut expected: Vec<(PublicKey, StakeRole, u64)> = payouts
+        .iter()
+        .filter(|(_, (rewarded, _))| *rewarded > 0)
+        .map(|(key, (rewarded, _))| {
+            let role = if validators.iter().any(|v| v.public_key() == *key) {
+                StakeRole::Validator
+            } else {
+                StakeRole::Trainer
+            };
+            (*key, role, *rewarded)
+        })
+        .collect();
+    expected.sort_by(|a, b| b.2.cmp(&a.2).then(a.0.cmp(&b.0)));
+    let found: Vec<_> = lineage.contributors.iter().map(|c| (c.key, c.role, c.earned)).collect();
+    assert_eq!(found, expected);
+    assert!(!found.iter().any(|(key, ..)| *key == trainers[2].public_key()), "the poisoner earned nothing");
+    assert!(service.market_model(model.id + 1).await.unwrap().is_none());
+
+    // The file is the version's.
+    let file = service.model_version_file(model.id, 1).await.unwrap().expect("the file");
+    assert_eq!(file.hash, latest.hash);
+    let starling_web::ModelBody::Stream(mut stream) = file.body else { panic!("streamed") };
+    let mut downloaded = Vec::new();
+    while let Some(chunk) = std::future::poll_fn(|cx| stream.as_mut().poll_next(cx)).await {
+        downloaded.extend_from_slice(&chunk.unwrap());
+    }
+    assert_eq!(ContentHash::of(&downloaded), latest.hash);
+    assert!(service.model_version_file(model.id, 2).await.unwrap().is_none());
+
+    // Free tier: real predictions, nothing charged.
+    let (inputs, labels) = images(0..50);
+    let call = |caller, inputs: Vec<Vec<f32>>| PredictCall { model: model.id, version: 1, caller, inputs };
+    let answer = service.predict(call(Caller::Anonymous, inputs.clone())).await.unwrap();
+    assert_eq!(answer.predictions.len(), 50);
+    assert_eq!((answer.charged, answer.free_items, answer.quota_left), (0, 50, None));
+    for p in &answer.predictions {
+        assert_eq!(p.probabilities.len(), 10);
+        assert!((p.probabilities.iter().sum::<f32>() - 1.0).abs() < 1e-4);
+        let top = p.probabilities.iter().cloned().fold(f32::MIN, f32::max);
+        assert_eq!(p.probabilities[p.label as usize], top);
+    }
+    let right = answer.predictions.iter().zip(&labels).filter(|(p, l)| p.label == u32::from(**l)).count();
+    assert!(right >= 30, "the trained model classifies: {right}/50 right");
+
+    // Bad inputs are refused whoever asks.
+    let mut nan = inputs[0].clone();
+    nan[3] = f32::NAN;
+    for bad in [vec![], vec![vec![0.5; 783]], vec![vec![1.5; 784]], vec![nan], vec![vec![0.0; 784]; 257]] {
+        let refused = service.predict(call(Caller::Anonymous, bad)).await;
+        assert!(matches!(refused, Err(PredictError::BadInput(_))), "{refused:?}");
+    }
+    let missing = PredictCall { model: model.id, version: 2, caller: Caller::Anonymous, inputs: inputs[..1].to_vec() };
+    assert!(matches!(service.predict(missing).await, Err(PredictError::NotFound)));
+
+    // A paying caller without stake: no quota, so the whole call is paid
+    // and shared: 20% creator, 50% trainers and 20% validators by earnings,
+    // the rest to the treasury.
+    let payer = identity(40);
+    fund(&net.transport(), admin, &payer, 100 * STAR, None).await;
+    let fee = 1_000 + 100 * 3;
+    let signed = |max_fee, request: &[u8]| Caller::Signed {
+        key: payer.public_key(),
+        max_fee,
+        request: ContentHash::of(request),
+    };
+    let before = balances(ledger, &payer, creator, trainers, validators).await;
+    let audit = ledger.audit().await.unwrap();
+    let refused = service.predict(call(signed(fee - 1, b"too cheap"), inputs[..3].to_vec())).await;
+    assert!(
+        matches!(refused, Err(PredictError::PaymentRequired { fee: f, max_fee: m, .. }) if f == fee && m == fee - 1),
+        "{refused:?}"
+    );
+    let answer = service.predict(call(signed(fee, b"one"), inputs[..3].to_vec())).await.unwrap();
+    assert_eq!((answer.charged, answer.free_items, answer.quota_left), (fee, 0, Some(0)));
+    let after = balances(ledger, &payer, creator, trainers, validators).await;
+    assert_eq!(before.0 - after.0, fee, "the payer paid the fee");
+    assert_eq!(after.1 - before.1, fee / 5, "the creator's 20%");
+    let to_trainers: u64 = after.2.iter().zip(&before.2).map(|(a, b)| a - b).sum();
+    let to_validators: u64 = after.3.iter().zip(&before.3).map(|(a, b)| a - b).sum();
+    assert!(to_trainers <= fee / 2 && to_trainers + 2 >= fee / 2, "{to_trainers}");
+    assert!(to_validators <= fee / 5 && to_validators + 2 >= fee / 5, "{to_validators}");
+    assert_eq!(after.2[2], before.2[2], "the poisoner earned nothing, so it gets no share");
+    let audit_after = ledger.audit().await.unwrap();
+    let to_treasury = audit_after.treasury.micro() - audit.treasury.micro();
+    assert_eq!(fee / 5 + to_trainers + to_validators + to_treasury, fee, "every µSTAR accounted for");
+    assert_eq!((audit_after.issued, audit_after.held), (audit.issued, audit.held), "nothing created or lost");
+
+    // The same request again is not charged twice.
+    let again = service.predict(call(signed(fee, b"one"), inputs[..3].to_vec())).await.unwrap();
+    assert_eq!(again.predictions, answer.predictions);
+    assert_eq!(balances(ledger, &payer, creator, trainers, validators).await.0, after.0);
+
+    // A caller who cannot pay gets 402 and is charged nothing.
+    let broke = identity(41);
+    let refused = service
+        .predict(PredictCall {
+            caller: Caller::Signed { key: broke.public_key(), max_fee: 1_000_000, request: ContentHash::of(b"broke") },
+            ..call(Caller::Anonymous, inputs[..1].to_vec())
+        })
+        .await;
+    assert!(matches!(refused, Err(PredictError::PaymentRequired { available: 0, .. })), "{refused:?}");
+
+    // A staker's calls are free up to its daily quota (100 STAR bonded: 1,000 inputs).
+    let staker = &trainers[0];
+    let before = ledger.free_balance(&staker.public_key()).await.unwrap();
+    let answer = service
+        .predict(PredictCall {
+            caller: Caller::Signed { key: staker.public_key(), max_fee: 0, request: ContentHash::of(b"staker") },
+            ..call(Caller::Anonymous, inputs.clone())
+        })
+        .await
+        .unwrap();
+    assert_eq!((answer.charged, answer.free_items, answer.quota_left), (0, 50, Some(950)));
+    assert_eq!(ledger.free_balance(&staker.public_key()).await.unwrap(), before);
+    model
+}
+
+/// Free balances of the payer, the creator, each trainer and each validator.
+async fn balances(
+    ledger: &impl LedgerStore,
+    payer: &Identity,
+    creator: &Identity,
+    trainers: &[Identity],
+    validators: &[Identity],
+) -> (u64, u64, Vec<u64>, Vec<u64>) {
+    let free = |key: PublicKey| async move { ledger.free_balance(&key).await.unwrap().micro() };
+    let mut t = Vec::new();
+    for trainer in trainers {
+        t.push(free(trainer.public_key()).await);
+    }
+    let mut v = Vec::new();
+    for validator in validators {
+        v.push(free(validator.public_key()).await);
+    }
+    (free(payer.public_key()).await, free(creator.public_key()).await, t, v)
 }

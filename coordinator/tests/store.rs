@@ -13,7 +13,7 @@ use starling_coordinator::round::{
 };
 use starling_coordinator::store::{
     AnyCoordinatorStore, CoordinatorStore, Cursor, Duplicate, Join, NewTask, PageRequest, PostgresCoordinatorStore,
-    Recorded, RoundRecord, ScoreRecord, SqliteCoordinatorStore, StoreError, SubmissionRecord, open_any,
+    Promotion, Recorded, RoundRecord, ScoreRecord, SqliteCoordinatorStore, StoreError, SubmissionRecord, open_any,
 };
 use starling_protocol::{
     AggregationRule, AggregationSpec, ContentHash, DataSpec, ModelSpec, PublicKey, Role, RoundDeadlines, RoundNumber,
@@ -623,4 +623,99 @@ async fn the_ledger_opens_a_database_the_coordinator_migrated() {
     let coordinator = SqliteCoordinatorStore::open(&url).await.unwrap();
     assert!(coordinator.task(task).await.unwrap().is_some());
     assert_eq!(ledger.audit().await.unwrap().issued.micro(), 0);
+}
+
+fn promotion(task: TaskId, creator: u8, name: &str, hash: u8) -> Promotion {
+    Promotion {
+        task,
+        creator: key(creator),
+        name: name.into(),
+        round: r(2),
+        hash: ContentHash::of(&[b'p', hash]),
+        size_bytes: 1_000 + u64::from(hash),
+        consensus_accuracy: 0.9,
+        accuracy: Some(0.91),
+        loss: None,
+        at: ms(5_000 + u64::from(hash)),
+    }
+}
+
+async fn market_versions<S: CoordinatorStore>(store: Arc<S>) {
+    let mut tasks = Vec::new();
+    for n in [1, 1, 2, 1] {
+        tasks.push(store.create_task(&new_task(n)).await.unwrap());
+    }
+    assert_eq!(store.market_models(PageRequest::first(10)).await.unwrap().items, vec![]);
+    let first = store.promote(&promotion(tasks[0], 1, "toy-a", 1)).await.unwrap();
+    assert_eq!((first.model, first.version, first.task), (1, 1, tasks[0]));
+    assert_eq!(
+        (first.hash, first.size_bytes, first.accuracy, first.loss),
+        (ContentHash::of(&[b'p', 1]), 1_001, Some(0.91), None)
+    );
+    // Promoting a task again returns its version, whatever the new promotion says.
+    assert_eq!(store.promote(&promotion(tasks[0], 1, "toy-a", 9)).await.unwrap(), first);
+    // The same creator and name: the next version; another name or creator: another model.
+    let second = store.promote(&promotion(tasks[1], 1, "toy-a", 2)).await.unwrap();
+    assert_eq!((second.model, second.version), (1, 2));
+    let other_creator = store.promote(&promotion(tasks[2], 2, "toy-a", 3)).await.unwrap();
+    let other_name = store.promote(&promotion(tasks[3], 1, "toy-b", 4)).await.unwrap();
+    assert_eq!((other_creator.version, other_name.version), (1, 1));
+    assert!(other_creator.model != 1 && other_name.model != other_creator.model);
+
+    // Listed in id order, each with its newest version, in pages.
+    let page = store.market_models(PageRequest::first(2)).await.unwrap();
+    let listed: Vec<_> =
+        page.items.iter().map(|(m, v)| (m.id, m.name.as_str(), m.versions, v.version, v.task)).collect();
+    assert_eq!(listed, vec![(1, "toy-a", 2, 2, tasks[1]), (other_creator.model, "toy-a", 1, 1, tasks[2])]);
+    let rest = store.market_models(PageRequest { after: page.next, limit: 2 }).await.unwrap();
+    assert_eq!(rest.items.len(), 1);
+    assert_eq!(rest.items[0].0.creator, key(1));
+    assert!(rest.next.is_none());
+
+    let (model, versions) = store.market_model(1).await.unwrap().expect("model 1");
+    assert_eq!((model.creator, model.name.as_str(), model.versions, model.created_at), (key(1), "toy-a", 2, ms(5_001)));
+    assert_eq!(versions, vec![second, first], "newest first");
+    assert!(store.market_model(99).await.unwrap().is_none());
+    assert!(store.market_model(u64::MAX).await.unwrap().is_none());
+
+    // Finished tasks without a version are the ones left to promote.
+    let unpromoted = store.create_task(&new_task(3)).await.unwrap();
+    store.save_state(unpromoted, 0, b"done", true).await.unwrap();
+    store.save_state(tasks[0], 0, b"done", true).await.unwrap();
+    assert_eq!(store.finished_unpromoted().await.unwrap(), [unpromoted]);
+    let mut bad = promotion(unpromoted, 3, "toy-c", 5);
+    bad.consensus_accuracy = f64::NAN;
+    assert!(matches!(store.promote(&bad).await, Err(StoreError::NotFinite { .. })));
+    assert_eq!(store.finished_unpromoted().await.unwrap(), [unpromoted], "a refused promotion writes nothing");
+}
+
+#[tokio::test]
+async fn promotions_make_numbered_versions_once_per_task() {
+    on_every_store!(market_versions);
+}
+
+async fn free_quota<S: CoordinatorStore + 'static>(store: Arc<S>) {
+    assert_eq!(store.free_items_used(&key(1), 20_000).await.unwrap(), 0);
+    assert!(store.set_free_items_used(&key(1), 20_000, 0, 30).await.unwrap());
+    assert!(!store.set_free_items_used(&key(1), 20_000, 0, 5).await.unwrap(), "stale: 30 are used now");
+    assert_eq!(store.free_items_used(&key(1), 20_000).await.unwrap(), 30);
+    assert_eq!(store.free_items_used(&key(1), 20_001).await.unwrap(), 0, "a new day starts afresh");
+    assert_eq!(store.free_items_used(&key(2), 20_000).await.unwrap(), 0, "per identity");
+    // Racing spenders of the same count: exactly one moves it.
+    let racers: Vec<_> = (0..8)
+        .map(|n| {
+            let store = store.clone();
+            tokio::spawn(async move { store.set_free_items_used(&key(1), 20_000, 30, 31 + n).await })
+        })
+        .collect();
+    let mut moved = 0;
+    for racer in racers {
+        moved += usize::from(racer.await.unwrap().unwrap());
+    }
+    assert_eq!(moved, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn free_quota_use_is_compare_and_set_per_identity_and_day() {
+    on_every_store!(free_quota);
 }

@@ -22,6 +22,7 @@
 
 mod evaluate;
 mod handlers;
+mod market;
 mod metrics;
 mod quic;
 mod read_model;
@@ -39,6 +40,7 @@ use tokio::sync::watch;
 pub use evaluate::{Evaluator, ModelEvaluator};
 
 use crate::artifacts::{ArtifactError, ArtifactStore};
+use crate::market::MarketParams;
 use crate::round::{RoundMachine, UnixMillis};
 use crate::store::{CoordinatorStore, StoreError};
 use tasks::TaskSlot;
@@ -63,6 +65,8 @@ pub struct ServiceConfig {
     /// The ledger's parameters (the same the ledger store was opened with):
     /// used to report an unstake's fee.
     pub params: Params,
+    /// Inference prices, quotas and fee shares.
+    pub market: MarketParams,
 }
 
 impl ServiceConfig {
@@ -76,6 +80,7 @@ impl ServiceConfig {
             harm_threshold: None,
             replay: ReplayConfig::default(),
             params: Params::default(),
+            market: MarketParams::default(),
         }
     }
 }
@@ -132,6 +137,7 @@ pub(crate) struct Inner<S, L, A> {
     pub(crate) tasks: RwLock<BTreeMap<TaskId, Arc<TaskSlot>>>,
     pub(crate) shutdown: watch::Sender<bool>,
     pub(crate) metrics: metrics::Metrics,
+    pub(crate) market: market::Market,
 }
 
 impl<S, L, A> Coordinator<S, L, A>
@@ -154,6 +160,7 @@ where
         evaluator: Option<Arc<dyn Evaluator>>,
     ) -> Result<Self, ServiceError> {
         let verifier = Verifier::new(MAX_CONTROL_MESSAGE, config.replay);
+        let market = market::Market::new(config.market);
         let coordinator = Self {
             inner: Arc::new(Inner {
                 store,
@@ -165,6 +172,7 @@ where
                 tasks: RwLock::new(BTreeMap::new()),
                 shutdown: watch::channel(false).0,
                 metrics: metrics::Metrics::default(),
+                market,
             }),
         };
         for task in coordinator.inner.store.unfinished_tasks().await? {
@@ -177,6 +185,7 @@ where
             let slot = coordinator.load_task(task).await?;
             coordinator.run_task(slot);
         }
+        coordinator.promote_pending().await?;
         Ok(coordinator)
     }
 

@@ -22,8 +22,8 @@ use starling_staking::consensus::consensus;
 use starling_staking::{EntryKind, LedgerStore, Ppm};
 use starling_web::{
     AccountView, Balances, BondView, BoxError, BoxFuture, ByteStream, Cursor, HistoryEntry, HistoryKind,
-    IdentityPayout, ModelBlob, ModelBody, Page, PageRequest, ReadError, ReadModel, StakeRole, SubmissionOutcome,
-    SubmissionView, TaskDetail, TaskSummary,
+    IdentityPayout, ModelBlob, ModelBody, ModelDetail, ModelSummary, Page, PageRequest, PredictCall, PredictError,
+    Prediction, ReadError, ReadModel, StakeRole, SubmissionOutcome, SubmissionView, TaskDetail, TaskSummary,
 };
 use tokio::io::{AsyncRead, ReadBuf};
 
@@ -88,22 +88,41 @@ where
                 Progress::Started(machine) => machine.global_model().unwrap_or(record.initial_model),
                 Progress::Waiting | Progress::Cancelled => record.initial_model,
             };
-            // A model the machine names must be stored: its absence is ours.
-            if self.inner.artifacts.len(hash).await.map_err(artifact_failed)?.is_none() {
-                return Err(ReadError::internal(format!(
-                    "task {id}: global model {hash} is not in the artifact store"
-                )));
-            }
-            let this = self.clone();
-            let open = Box::pin(async move { this.inner.artifacts.open(hash).await });
-            let body = ModelStream {
-                state: Download::Opening(open),
-                hasher: blake3::Hasher::new(),
-                hash,
-                buf: vec![0; CHUNK].into_boxed_slice(),
-            };
-            Ok(Some(ModelBlob { hash, body: ModelBody::Stream(Box::pin(body) as ByteStream) }))
+            self.stream_model(hash, &format!("task {id}")).await.map(Some)
         })
+    }
+
+    fn list_models(&self, page: PageRequest) -> BoxFuture<'_, Result<Page<ModelSummary>, ReadError>> {
+        Box::pin(async move {
+            let after = page.after.map(Cursor::get).filter(|&raw| i64::try_from(raw).is_ok());
+            if page.after.is_some() && after.is_none() {
+                // A cursor past every id a store can hold: nothing after it.
+                return Ok(Page { items: Vec::new(), next_cursor: None });
+            }
+            let request =
+                starling_staking::PageRequest { after: after.map(starling_staking::Cursor::new), limit: page.limit };
+            let models = self.inner.store.market_models(request).await.map_err(store_failed)?;
+            let mut items = Vec::with_capacity(models.items.len());
+            for (model, latest) in &models.items {
+                items.push(self.model_summary(model, latest).await?);
+            }
+            Ok(Page { items, next_cursor: models.next.map(|c| Cursor::new(c.get())) })
+        })
+    }
+
+    fn market_model(&self, id: u64) -> BoxFuture<'_, Result<Option<ModelDetail>, ReadError>> {
+        Box::pin(self.model_detail(id))
+    }
+
+    fn model_version_file(&self, id: u64, version: u32) -> BoxFuture<'_, Result<Option<ModelBlob>, ReadError>> {
+        Box::pin(async move {
+            let Some(found) = self.version(id, version).await? else { return Ok(None) };
+            self.stream_model(found.hash, &format!("model {id} version {version}")).await.map(Some)
+        })
+    }
+
+    fn predict(&self, call: PredictCall) -> BoxFuture<'_, Result<Prediction, PredictError>> {
+        Box::pin(self.predict_call(call))
     }
 
     /// `None` when the ledger has nothing for the key: no balance, no bond
@@ -407,6 +426,30 @@ where
             .filter(|(_, (rewarded, slashed))| *rewarded > 0 || *slashed > 0)
             .map(|(identity, (rewarded, slashed))| IdentityPayout { identity, rewarded, slashed })
             .collect())
+    }
+}
+
+impl<S, L, A> Coordinator<S, L, A>
+where
+    S: CoordinatorStore + 'static,
+    L: LedgerStore + 'static,
+    A: ArtifactStore + 'static,
+{
+    /// The stored model `hash` as a download that checks its hash on the way.
+    async fn stream_model(&self, hash: ContentHash, owner: &str) -> Result<ModelBlob, ReadError> {
+        // A model a task or version names must be stored: its absence is ours.
+        if self.inner.artifacts.len(hash).await.map_err(artifact_failed)?.is_none() {
+            return Err(ReadError::internal(format!("{owner}: model {hash} is not in the artifact store")));
+        }
+        let this = self.clone();
+        let open = Box::pin(async move { this.inner.artifacts.open(hash).await });
+        let body = ModelStream {
+            state: Download::Opening(open),
+            hasher: blake3::Hasher::new(),
+            hash,
+            buf: vec![0; CHUNK].into_boxed_slice(),
+        };
+        Ok(ModelBlob { hash, body: ModelBody::Stream(Box::pin(body) as ByteStream) })
     }
 }
 

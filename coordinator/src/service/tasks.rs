@@ -264,7 +264,16 @@ where
                         self.inner.metrics.round_settled();
                         progressed = true;
                     }
-                    Action::FinishTask { .. } => return Ok(true),
+                    Action::FinishTask { best, .. } => {
+                        if let Some(best) = best {
+                            // Until it is written, the driver retries (and a
+                            // restart promotes it: `promote_pending`).
+                            self.promote(&slot.record, best)
+                                .await
+                                .map_err(|e| DriverError::Promotion(e.to_string()))?;
+                        }
+                        return Ok(true);
+                    }
                     _ => {}
                 }
             }
@@ -515,6 +524,8 @@ pub(crate) enum DriverError {
     Ledger(#[from] starling_staking::StoreError),
     #[error("evaluating the global model: {0}")]
     Evaluation(String),
+    #[error("promoting the best model: {0}")]
+    Promotion(String),
 }
 
 pub(crate) fn ledger_role(role: Role) -> starling_staking::Role {

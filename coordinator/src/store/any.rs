@@ -1,11 +1,14 @@
 //! A store chosen at run time from its URL.
 
-use starling_protocol::{RoundNumber, TaskId};
+use starling_protocol::{PublicKey, RoundNumber, TaskId};
 
 use super::records::{
     Join, Lease, NewTask, Recorded, RoundRecord, ScoreRecord, SubmissionRecord, TaskRecord, TaskState,
 };
-use super::{CoordinatorStore, Page, PageRequest, PostgresCoordinatorStore, SqliteCoordinatorStore, StoreError};
+use super::{
+    CoordinatorStore, MarketModel, MarketStore, MarketVersion, Page, PageRequest, PostgresCoordinatorStore, Promotion,
+    SqliteCoordinatorStore, StoreError,
+};
 use crate::round::UnixMillis;
 
 /// Either backend, picked by [`open_any`] from a configured URL.
@@ -132,5 +135,37 @@ impl CoordinatorStore for AnyCoordinatorStore {
 
     async fn lease(&self, task: TaskId) -> Result<Option<Lease>, StoreError> {
         forward!(self.lease(task))
+    }
+}
+
+impl MarketStore for AnyCoordinatorStore {
+    async fn promote(&self, promotion: &Promotion) -> Result<MarketVersion, StoreError> {
+        forward!(self.promote(promotion))
+    }
+
+    async fn market_models(&self, page: PageRequest) -> Result<Page<(MarketModel, MarketVersion)>, StoreError> {
+        forward!(self.market_models(page))
+    }
+
+    async fn market_model(&self, id: u64) -> Result<Option<(MarketModel, Vec<MarketVersion>)>, StoreError> {
+        forward!(self.market_model(id))
+    }
+
+    async fn finished_unpromoted(&self) -> Result<Vec<TaskId>, StoreError> {
+        forward!(self.finished_unpromoted())
+    }
+
+    async fn free_items_used(&self, caller: &PublicKey, day: u64) -> Result<u64, StoreError> {
+        forward!(self.free_items_used(caller, day))
+    }
+
+    async fn set_free_items_used(
+        &self,
+        caller: &PublicKey,
+        day: u64,
+        expected: u64,
+        new: u64,
+    ) -> Result<bool, StoreError> {
+        forward!(self.set_free_items_used(caller, day, expected, new))
     }
 }

@@ -9,6 +9,7 @@
 mod any;
 mod coordinator_store;
 mod error;
+mod market;
 mod migrations;
 mod postgres;
 mod queries;
@@ -19,6 +20,7 @@ mod sqlite;
 pub use any::{AnyCoordinatorStore, open_any};
 pub use coordinator_store::CoordinatorStore;
 pub use error::{Duplicate, StoreError};
+pub use market::{MarketModel, MarketStore, MarketVersion, Promotion};
 pub use postgres::PostgresCoordinatorStore;
 pub use records::{Join, Lease, NewTask, Recorded, RoundRecord, ScoreRecord, SubmissionRecord, TaskRecord, TaskState};
 pub use sqlite::SqliteCoordinatorStore;

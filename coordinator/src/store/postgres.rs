@@ -33,3 +33,4 @@ impl PostgresCoordinatorStore {
 }
 
 super::queries::coordinator_store!(PostgresCoordinatorStore);
+super::market::market_store!(PostgresCoordinatorStore);

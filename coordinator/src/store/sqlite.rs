@@ -42,3 +42,4 @@ impl SqliteCoordinatorStore {
 }
 
 super::queries::coordinator_store!(SqliteCoordinatorStore);
+super::market::market_store!(SqliteCoordinatorStore);
