@@ -12,6 +12,7 @@ mod demo;
 mod device;
 mod keys;
 mod ledger;
+mod market;
 mod participant;
 mod progress;
 mod runtime;
@@ -60,6 +61,9 @@ enum Command {
     Transfer(ledger::TransferArgs),
     /// Show a key's free, staked and delegated STAR and its bonds.
     Balance(ledger::BalanceArgs),
+    /// The model marketplace: list, show, pull models; classify with one (signed, paid).
+    #[command(subcommand)]
+    Market(market::Command),
     /// Aggregate model updates stored as safetensors files with any rule.
     Aggregate(aggregate::Args),
     /// Datasets: download MNIST, check a data directory.
@@ -88,6 +92,7 @@ fn main() -> ExitCode {
         Command::Commission(args) => ledger::commission(args),
         Command::Transfer(args) => ledger::transfer(args),
         Command::Balance(args) => ledger::balance(args),
+        Command::Market(cmd) => market::run(cmd),
         Command::Aggregate(args) => aggregate::run(args),
         Command::Data(cmd) => data::run(cmd),
         Command::Keys(cmd) => keys::run(cmd),
@@ -99,5 +104,18 @@ fn main() -> ExitCode {
             eprintln!("error: {err:#}");
             ExitCode::FAILURE
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    /// Every subcommand's arguments are well formed (clap checks them only
+    /// when that subcommand is parsed, so a clash would otherwise surface
+    /// as a panic in front of a user).
+    #[test]
+    fn the_command_line_is_well_formed() {
+        super::Cli::command().debug_assert();
     }
 }

@@ -74,6 +74,8 @@ struct Server {
     child: Child,
     quic: String,
     fingerprint: String,
+    /// The HTTP API's base URL, when it serves one (`--http-addr`).
+    api: Option<String>,
     stdout: mpsc::Receiver<String>,
     stderr: std::thread::JoinHandle<String>,
 }
@@ -86,9 +88,11 @@ impl Server {
     /// A coordinator on `quic` (a restarted one takes its predecessor's port).
     fn start_at(place: &Place, admin: &str, quic: &str, extra: &[&str]) -> Self {
         let data = place.path().join("coordinator");
+        let http = if extra.contains(&"--http-addr") { &[][..] } else { &["--http-addr", "off"][..] };
         let mut child = starling(place.path())
             .args(["coordinator", "serve", "--data-dir", data.to_str().unwrap(), "--admin-key", admin])
-            .args(["--quic-addr", quic, "--http-addr", "off", "--join-window-secs", "1", "--tick-ms", "50"])
+            .args(["--quic-addr", quic, "--join-window-secs", "1", "--tick-ms", "50"])
+            .args(http)
             .args(extra)
             .env("STARLING_LOG", "warn")
             .stdout(Stdio::piped())
@@ -111,7 +115,7 @@ impl Server {
             let _ = stderr.read_to_string(&mut all);
             all
         });
-        let (mut quic, mut fingerprint) = (None, None);
+        let (mut quic, mut fingerprint, mut api) = (None, None, None);
         let deadline = Instant::now() + Duration::from_secs(60);
         while Instant::now() < deadline {
             let Ok(line) = lines.recv_timeout(Duration::from_millis(200)) else {
@@ -124,12 +128,14 @@ impl Server {
                 quic = Some(addr.to_owned());
             } else if let Some(hex) = line.strip_prefix("fingerprint: ") {
                 fingerprint = Some(hex.to_owned());
+            } else if let Some(url) = line.strip_prefix("http: ") {
+                api = Some(url.to_owned());
             } else if line.starts_with("ready:") {
                 break;
             }
         }
         let (Some(quic), Some(fingerprint)) = (quic, fingerprint) else { panic!("the coordinator did not start") };
-        Self { child, quic, fingerprint, stdout: lines, stderr }
+        Self { child, quic, fingerprint, api, stdout: lines, stderr }
     }
 
     /// `starling ARGS --coordinator … --fingerprint … --key KEY`.
@@ -375,7 +381,7 @@ fn a_one_round_task_is_trained_and_validated_end_to_end() {
     let admin = place.key("admin");
     let trainer = place.key("trainer");
     let validator = place.key("validator");
-    let server = Server::start(&place, &admin, &[]);
+    let server = Server::start(&place, &admin, &["--http-addr", "127.0.0.1:0"]);
     for (who, key) in [("trainer", &trainer), ("validator", &validator), ("admin", &admin)] {
         ok(server.run(&place, "admin", &["admin", "issue", "--to", key, "--amount", "50"]));
         if who != "admin" {
@@ -440,6 +446,63 @@ fn a_one_round_task_is_trained_and_validated_end_to_end() {
 
     let shown = ok(server.run(&place, "admin", &["task", "show", "--task", &task]));
     assert!(shown.contains("task finished"), "{shown}");
+
+    market(&place, &server, &task);
+}
+
+/// `starling market` against the finished task's promoted model: listed,
+/// shown, pulled (and checked), and used for signed inference, free within a
+/// staker's quota and paid by a caller without stake.
+fn market(place: &Place, server: &Server, task: &str) {
+    let api = server.api.clone().expect("the coordinator serves HTTP");
+    let market = |key: &str, args: &[&str]| {
+        starling(place.path())
+            .arg("market")
+            .args(args)
+            .args(["--api", &api])
+            .env("STARLING_KEY", place.key_path(key))
+            .output()
+            .unwrap()
+    };
+    let listed = ok(market("admin", &["list"]));
+    assert!(listed.contains("mnist-logreg"), "{listed}");
+    let listed: serde_json::Value = serde_json::from_str(&ok(market("admin", &["list", "--json"]))).unwrap();
+    let model = listed[0]["id"].as_u64().unwrap().to_string();
+    assert_eq!(listed[0]["latest"]["task"].as_u64().unwrap().to_string(), task);
+    let shown = ok(market("admin", &["show", &model]));
+    assert!(shown.contains(&format!("version 1 (task {task}, round 0 of 1")), "{shown}");
+    assert!(shown.contains("trainer") && shown.contains("validator"), "the lineage names both: {shown}");
+
+    let file = place.path().join("pulled.safetensors");
+    let pulled = ok(market("admin", &["pull", &model, "--out", file.to_str().unwrap()]));
+    let hash = listed[0]["latest"]["hash"].as_str().unwrap();
+    assert!(pulled.contains(hash), "{pulled}");
+    assert_eq!(blake3::hash(&std::fs::read(&file).unwrap()).to_hex().as_str(), hash);
+    assert!(failed(market("admin", &["pull", &model, "--version", "2"])).contains("has no version 2"));
+
+    // Three MNIST-like inputs (blank images are valid inputs too).
+    let inputs = place.path().join("inputs.json");
+    let blank = vec![0.0f32; 784];
+    std::fs::write(&inputs, serde_json::json!({ "inputs": [blank, blank, blank] }).to_string()).unwrap();
+    let input = inputs.to_str().unwrap();
+    let free = ok(market("trainer", &["predict", &model, "--inputs", input]));
+    assert!(
+        free.contains("input 2: ")
+            && free.contains("charged 0.000000 STAR (3 inputs free; 197 free inputs left today)"),
+        "{free}"
+    );
+    let before = ok(server.run(place, "admin", &["balance"]));
+    let paid = ok(market("admin", &["predict", &model, "--inputs", input, "--json"]));
+    let paid: serde_json::Value = serde_json::from_str(&paid).unwrap();
+    assert_eq!(paid["charged"], 1_300, "0.001 STAR a call + 0.0001 STAR an input, nothing free without stake");
+    assert_eq!(paid["predictions"].as_array().unwrap().len(), 3);
+    let after = ok(server.run(place, "admin", &["balance"]));
+    let free_of = |b: &str| line(b, "free").trim_end_matches(" STAR").replace('.', "").parse::<u64>().unwrap();
+    // The admin created the task, so the creator's 20% came back to it.
+    assert_eq!(free_of(&before) - free_of(&after), 1_300 - 260, "{before}\n{after}");
+    let refused = failed(market("admin", &["predict", &model, "--inputs", input, "--max-fee", "0.0001"]));
+    assert!(refused.contains("402") && refused.contains("payment_required"), "{refused}");
+    assert_eq!(free_of(&ok(server.run(place, "admin", &["balance"]))), free_of(&after), "a refused call costs nothing");
 }
 
 #[test]
