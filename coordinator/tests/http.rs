@@ -207,6 +207,19 @@ async fn every_endpoint_reads_a_finished_competition() {
         .collect();
     let expected: BTreeMap<String, (u64, u64)> = payouts.iter().map(|(k, &v)| (k.to_string(), v)).collect();
     assert_eq!(shown, expected);
+    // The validators' standings: both honest ones scored both valid
+    // submissions of both rounds, agreed well, and were paid what the ledger says.
+    let standings = detail["validators"].as_array().unwrap();
+    assert_eq!(standings.len(), 2, "{standings:?}");
+    for standing in standings {
+        let validator = standing["validator"].as_str().unwrap();
+        assert!(validators.iter().any(|v| v.public_key().to_string() == validator));
+        assert_eq!((standing["scores"].as_u64(), standing["rounds"].as_u64()), (Some(4), Some(u64::from(ROUNDS))));
+        let agreement = standing["agreement"].as_f64().unwrap();
+        assert!((0.5..=1.0).contains(&agreement), "{standing}");
+        assert_eq!((standing["rewarded"].as_u64().unwrap(), standing["slashed"].as_u64().unwrap()), expected[validator]);
+    }
+    assert!(standings[0]["agreement"].as_f64() >= standings[1]["agreement"].as_f64(), "highest agreement first");
     let (rewarded, slashed) = shown[&nan.to_string()];
     assert_eq!(rewarded, 0);
     assert_eq!(slashed, 10 * STAR + 9 * STAR, "10% of 100 STAR, then 10% of the 90 left");
@@ -303,6 +316,7 @@ async fn every_endpoint_reads_a_finished_competition() {
     assert!(sample(&text, "starling_requests_total{outcome=\"ok\"}") > 20, "{text}");
 
     let market = marketplace(&net, admin, task, &creator, &trainers, &validators, &records).await;
+    browser(&net, task, market.id, &trainers[..2]).await;
 
     // A fresh coordinator over the same stores does not run the finished
     // task, and reads it from the store the same.
@@ -326,6 +340,52 @@ async fn every_endpoint_reads_a_finished_competition() {
             .unwrap();
     assert_eq!(models.items, vec![market], "the same model and version after a restart");
     again.kill();
+}
+
+/// The dashboard in real headless Chromium, driven by `web/browser/check.mjs`
+/// (playwright-core; `./test.sh` installs it and Chromium): the task page's
+/// accuracy chart has a point per round and the leaderboard the honest
+/// trainers, the market lists the model, and a digit drawn on the model
+/// page's canvas gets a prediction from the real model. Screenshots go to
+/// `target/test-artifacts/browser/`.
+async fn browser(net: &Network, task: TaskId, model: u64, honest: &[Identity]) {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+    let script = root.join("web/browser/check.mjs");
+    assert!(
+        root.join("web/browser/node_modules/playwright-core").is_dir(),
+        "the browser test needs its driver: run ./test.sh, or `npm ci --prefix web/browser` (and Debian's chromium package)"
+    );
+    let out = root.join("target/test-artifacts/browser");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let app = starling_web::router(Arc::new(net.service.clone()));
+    let server = tokio::spawn(starling_web::serve(app, listener, async {
+        let _ = stopped.await;
+    }));
+    let expected = json!({
+        "rounds": ROUNDS,
+        "trainers": honest.iter().map(|t| t.public_key().to_string()).collect::<Vec<_>>(),
+    });
+    let output = tokio::process::Command::new("node")
+        .arg(&script)
+        .args([format!("http://{addr}"), task.to_string(), model.to_string()])
+        .arg(&out)
+        .arg(expected.to_string())
+        .output()
+        .await
+        .expect("node runs (the browser test needs Node.js)");
+    let _ = stop.send(());
+    server.await.unwrap().unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "the browser check failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let summary: Value = serde_json::from_str(stdout.lines().last().unwrap_or("{}")).unwrap();
+    assert_eq!(summary["ok"], true, "{summary}");
+    println!("browser check: {summary}; screenshots in {}", out.display());
 }
 
 /// MNIST test images `range` as inputs in `[0, 1]`, with their labels.

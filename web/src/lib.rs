@@ -31,5 +31,5 @@ pub use serve::serve;
 pub use views::{
     AccountView, Balances, BondView, Caller, Contributor, HistoryEntry, HistoryKind, IdentityPayout, ItemPrediction,
     ModelDetail, ModelSummary, PredictCall, Prediction, Price, RoundRecord, StakeRole, SubmissionOutcome,
-    SubmissionView, TaskDetail, TaskSummary, VersionDetail, VersionSummary,
+    SubmissionView, TaskDetail, TaskSummary, ValidatorStanding, VersionDetail, VersionSummary,
 };

@@ -24,7 +24,7 @@ use crate::router::router;
 use crate::views::{
     AccountView, Balances, BondView, Caller, Contributor, HistoryEntry, HistoryKind, IdentityPayout, ItemPrediction,
     ModelDetail, ModelSummary, PredictCall, Prediction, Price, RoundRecord, StakeRole, SubmissionOutcome,
-    SubmissionView, TaskDetail, TaskSummary, VersionDetail, VersionSummary,
+    SubmissionView, TaskDetail, TaskSummary, ValidatorStanding, VersionDetail, VersionSummary,
 };
 
 /// What the double does instead of answering.
@@ -270,6 +270,15 @@ impl MemoryModel {
                 IdentityPayout { identity: Self::bob(), rewarded: 0, slashed: 1_000_000 },
                 IdentityPayout { identity: Self::victor(), rewarded: 20_000_000, slashed: 0 },
             ],
+            validators: vec![ValidatorStanding {
+                validator: Self::victor(),
+                scores: 6,
+                rounds: 2,
+                agreement: 0.875,
+                last_agreement: 0.75,
+                rewarded: 20_000_000,
+                slashed: 0,
+            }],
         }
     }
 
@@ -281,6 +290,7 @@ impl MemoryModel {
             history: Vec::new(),
             submissions: Vec::new(),
             payouts: Vec::new(),
+            validators: Vec::new(),
         }
     }
 
@@ -491,6 +501,10 @@ impl MemoryModel {
                 {"identity": alice.to_string(), "rewarded": 150_000_000u64, "slashed": 0},
                 {"identity": bob.to_string(), "rewarded": 0, "slashed": 1_000_000u64},
                 {"identity": victor.to_string(), "rewarded": 20_000_000u64, "slashed": 0},
+            ],
+            "validators": [
+                {"validator": victor.to_string(), "scores": 6, "rounds": 2, "agreement": 0.875,
+                 "last_agreement": 0.75, "rewarded": 20_000_000u64, "slashed": 0},
             ],
         })
     }

@@ -24,6 +24,7 @@ use starling_web::{
     AccountView, Balances, BondView, BoxError, BoxFuture, ByteStream, Cursor, HistoryEntry, HistoryKind,
     IdentityPayout, ModelBlob, ModelBody, ModelDetail, ModelSummary, Page, PageRequest, PredictCall, PredictError,
     Prediction, ReadError, ReadModel, StakeRole, SubmissionOutcome, SubmissionView, TaskDetail, TaskSummary,
+    ValidatorStanding,
 };
 use tokio::io::{AsyncRead, ReadBuf};
 
@@ -75,7 +76,11 @@ where
             };
             let history = self.history(id, &progress, &submissions).await?;
             let payouts = self.payouts(id).await?;
-            Ok(Some(TaskDetail { summary, spec: record.spec, history, submissions, payouts }))
+            let validators = match &progress {
+                Progress::Started(machine) => self.validator_standings(&record, machine, &payouts).await?,
+                Progress::Waiting | Progress::Cancelled => Vec::new(),
+            };
+            Ok(Some(TaskDetail { summary, spec: record.spec, history, submissions, payouts, validators }))
         })
     }
 
@@ -397,6 +402,65 @@ where
             }
         }
         Ok(stakes)
+    }
+
+    /// Each validator's agreement per round, recomputed from the recorded
+    /// scores (with today's validator stakes and the task's κ), and what the
+    /// ledger paid and slashed it; by mean agreement, highest first.
+    async fn validator_standings(
+        &self,
+        record: &TaskRecord,
+        machine: &RoundMachine,
+        payouts: &[IdentityPayout],
+    ) -> Result<Vec<ValidatorStanding>, ReadError> {
+        let Some(last) = machine.round() else { return Ok(Vec::new()) };
+        let stakes = self.validator_stakes(record).await?;
+        let kappa = Ppm::new(machine.config().kappa_ppm).unwrap_or(Ppm::ONE);
+        // Per validator: scores, rounds with an agreement, agreement sum, last agreement.
+        let mut tally: BTreeMap<PublicKey, (u32, u32, f64, f64)> = BTreeMap::new();
+        for round in 0..=last.get() {
+            let scores = self.inner.store.scores(record.id, RoundNumber::new(round)).await.map_err(store_failed)?;
+            let mut by_submission: BTreeMap<_, Vec<(PublicKey, f64)>> = BTreeMap::new();
+            for score in scores.iter().filter(|s| stakes.contains_key(&s.validator)) {
+                by_submission.entry(score.submission).or_default().push((score.validator, score.values.accuracy));
+                tally.entry(score.validator).or_default().0 += 1;
+            }
+            let submissions: Vec<_> = by_submission.into_values().collect();
+            let result = match consensus(&stakes, &submissions, kappa) {
+                Ok(result) => result,
+                Err(error) => {
+                    tracing::warn!(task = %record.id, round, "consensus of recorded scores failed: {error}");
+                    continue;
+                }
+            };
+            for (validator, agreement) in result.agreement {
+                let entry = tally.entry(validator).or_default();
+                let share = f64::from(agreement.get()) / 1e6;
+                entry.1 += 1;
+                entry.2 += share;
+                entry.3 = share;
+            }
+        }
+        let paid: BTreeMap<PublicKey, (u64, u64)> =
+            payouts.iter().map(|p| (p.identity, (p.rewarded, p.slashed))).collect();
+        let mut standings: Vec<ValidatorStanding> = tally
+            .into_iter()
+            .filter(|(_, (_, rounds, ..))| *rounds > 0)
+            .map(|(validator, (scores, rounds, sum, last))| {
+                let (rewarded, slashed) = paid.get(&validator).copied().unwrap_or_default();
+                ValidatorStanding {
+                    validator,
+                    scores,
+                    rounds,
+                    agreement: sum / f64::from(rounds),
+                    last_agreement: last,
+                    rewarded,
+                    slashed,
+                }
+            })
+            .collect();
+        standings.sort_by(|a, b| b.agreement.total_cmp(&a.agreement).then(a.validator.cmp(&b.validator)));
+        Ok(standings)
     }
 
     /// Rewards and slashes over the whole task, per identity, by key.

@@ -46,6 +46,8 @@ pub(crate) async fn detail(
         (rounds(&task))
         h2 #leaderboard { "Leaderboard" }
         (leaderboard(&task))
+        h2 #validators { "Validators" }
+        (validators(&task))
         h2 #submissions { "Submissions to round " (summary.round) }
         (submissions(&task))
         h2 #payouts { "Payouts" }
@@ -209,6 +211,38 @@ fn submissions(task: &TaskDetail) -> Markup {
                     }
                 }
             }
+        }
+    }
+}
+
+/// The validators by agreement: how much of their score mass survived
+/// clipping to the consensus, which decides their share and their slashes.
+fn validators(task: &TaskDetail) -> Markup {
+    html! {
+        @if task.validators.is_empty() {
+            p.empty { "No scores yet." }
+        } @else {
+            table #validators-table {
+                thead { tr {
+                    th.num { "#" } th { "Validator" } th.num { "Scores" } th.num { "Rounds" }
+                    th.num { "Mean agreement" } th.num { "Last round" } th.num { "Rewarded" } th.num { "Slashed" }
+                } }
+                tbody {
+                    @for (rank, standing) in task.validators.iter().enumerate() {
+                        tr {
+                            td.num { (rank + 1) }
+                            td { (parts::identity(&standing.validator)) }
+                            td.num { (standing.scores) }
+                            td.num { (standing.rounds) }
+                            td.num { (format!("{:.1}%", standing.agreement * 100.0)) }
+                            td.num { (format!("{:.1}%", standing.last_agreement * 100.0)) }
+                            td.num { (format::star(standing.rewarded)) }
+                            td.num { (format::star(standing.slashed)) }
+                        }
+                    }
+                }
+            }
+            p.muted { "With the default parameters, agreement below 50% in a round slashes 5% of the validator's stake." }
         }
     }
 }

@@ -107,6 +107,7 @@ fn schemas() -> Value {
             "history": {"type": "array", "items": schema_ref("RoundRecord"), "description": "One record per round opened so far, oldest first."},
             "submissions": {"type": "array", "items": schema_ref("SubmissionView"), "description": "Submissions to the current round, or to the last one once the task is over."},
             "payouts": {"type": "array", "items": schema_ref("IdentityPayout"), "description": "Rewards and slashes over the whole task, one entry per identity."},
+            "validators": {"type": "array", "items": schema_ref("ValidatorStanding"), "description": "The validators that scored anything, by mean agreement, highest first."},
         })
         .as_object()
         .expect("object")
@@ -140,6 +141,15 @@ fn schemas() -> Value {
         },
         "TaskSummary": {"type": "object", "description": "One row of the task list.", "required": summary_properties().keys().collect::<Vec<_>>(), "properties": summary_properties()},
         "TaskPage": page("TaskSummary", "One page of tasks, in ascending id order."),
+        "ValidatorStanding": object("How one validator did over a task.", json!({
+            "validator": schema_ref("PublicKey"),
+            "scores": {"type": "integer", "minimum": 0, "description": "Scores it returned, every round together."},
+            "rounds": {"type": "integer", "minimum": 0, "description": "Rounds it scored in."},
+            "agreement": {"type": "number", "minimum": 0, "maximum": 1, "description": "Mean agreement over those rounds: the share of its score mass that survived clipping to the consensus (recomputed with today's validator stakes)."},
+            "last_agreement": {"type": "number", "minimum": 0, "maximum": 1, "description": "Agreement in the last round it scored in."},
+            "rewarded": {"type": "integer", "minimum": 0, "description": "Rewards received on the task, in µSTAR."},
+            "slashed": {"type": "integer", "minimum": 0, "description": "Slashed on the task, in µSTAR."},
+        })),
         "TaskDetail": {"type": "object", "description": "A task: the list row's fields, its spec, round history, current submissions and payouts.", "required": detail.keys().collect::<Vec<_>>(), "properties": detail},
         "TaskSpec": object("The task as its creator specified it.", json!({
             "model": object("The model.", json!({

@@ -15,4 +15,6 @@ pub use market::{
     Caller, Contributor, ItemPrediction, ModelDetail, ModelSummary, PredictCall, Prediction, Price, VersionDetail,
     VersionSummary,
 };
-pub use task::{IdentityPayout, RoundRecord, SubmissionOutcome, SubmissionView, TaskDetail, TaskSummary};
+pub use task::{
+    IdentityPayout, RoundRecord, SubmissionOutcome, SubmissionView, TaskDetail, TaskSummary, ValidatorStanding,
+};

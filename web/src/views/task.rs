@@ -40,6 +40,29 @@ pub struct TaskDetail {
     pub submissions: Vec<SubmissionView>,
     /// Rewards and slashes over the whole task, one entry per identity that had either.
     pub payouts: Vec<IdentityPayout>,
+    /// The validators that scored anything, by mean agreement (highest first).
+    pub validators: Vec<ValidatorStanding>,
+}
+
+/// How one validator did over a task.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ValidatorStanding {
+    /// The validator.
+    pub validator: PublicKey,
+    /// Scores it returned, every round together.
+    pub scores: u32,
+    /// Rounds it scored in.
+    pub rounds: u32,
+    /// Its mean agreement over those rounds: the share of its score mass that
+    /// survived clipping to the consensus, in `[0, 1]` (recomputed from the
+    /// recorded scores with today's validator stakes).
+    pub agreement: f64,
+    /// Its agreement in the last round it scored in.
+    pub last_agreement: f64,
+    /// Rewards received on the task, in µSTAR.
+    pub rewarded: u64,
+    /// Slashed on the task, in µSTAR.
+    pub slashed: u64,
 }
 
 /// What one round produced.
