@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Runs Starling's tests: `./test.sh` (extra arguments go to `cargo test`).
+#
+# Installs, once, what the tests need beyond Rust: Chromium and the
+# playwright-core driver for the dashboard's browser test (Debian's
+# `chromium` package and `npm ci` in web/browser). Set DATABASE_URL to run the
+# store suites on PostgreSQL as well as SQLite.
+set -euo pipefail
+cd "$(dirname "$0")"
+
+if ! command -v chromium >/dev/null 2>&1; then
+  echo "== installing Chromium for the browser test (Debian's chromium package)"
+  if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
+    (DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null 2>&1 \
+      || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; })
+  else
+    echo "the browser test needs /usr/bin/chromium: install Debian's chromium package (as root: apt-get install chromium)" >&2
+    exit 1
+  fi
+fi
+if [ ! -d web/browser/node_modules/playwright-core ]; then
+  echo "== installing the browser driver (npm ci in web/browser)"
+  npm ci --prefix web/browser --no-audit --no-fund --loglevel=error
+fi
+
+cargo test --workspace "$@"
