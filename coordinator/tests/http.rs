@@ -217,7 +217,10 @@ async fn every_endpoint_reads_a_finished_competition() {
         assert_eq!((standing["scores"].as_u64(), standing["rounds"].as_u64()), (Some(4), Some(u64::from(ROUNDS))));
         let agreement = standing["agreement"].as_f64().unwrap();
         assert!((0.5..=1.0).contains(&agreement), "{standing}");
-        assert_eq!((standing["rewarded"].as_u64().unwrap(), standing["slashed"].as_u64().unwrap()), expected[validator]);
+        assert_eq!(
+            (standing["rewarded"].as_u64().unwrap(), standing["slashed"].as_u64().unwrap()),
+            expected[validator]
+        );
     }
     assert!(standings[0]["agreement"].as_f64() >= standings[1]["agreement"].as_f64(), "highest agreement first");
     let (rewarded, slashed) = shown[&nan.to_string()];
