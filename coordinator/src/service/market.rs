@@ -25,6 +25,7 @@ use starling_web::{
 };
 use tokio::sync::Semaphore;
 
+use super::read_model::{ledger_failed, store_failed};
 use super::{Coordinator, ServiceError, now};
 use crate::artifacts::ArtifactStore;
 use crate::market::MarketParams;
@@ -88,20 +89,6 @@ fn names(spec: &TaskSpec) -> (String, String) {
 fn zoo_kind(spec: &TaskSpec) -> Option<ModelKind> {
     let (_, architecture) = names(spec);
     architecture.parse().ok()
-}
-
-fn store_failed(error: StoreError) -> ReadError {
-    match error {
-        StoreError::Database(_) => ReadError::unavailable(error),
-        other => ReadError::internal(other),
-    }
-}
-
-fn ledger_failed(error: starling_staking::StoreError) -> ReadError {
-    match error {
-        starling_staking::StoreError::Database(_) => ReadError::unavailable(error),
-        other => ReadError::internal(other),
-    }
 }
 
 impl<S, L, A> Coordinator<S, L, A>

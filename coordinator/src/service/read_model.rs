@@ -588,14 +588,14 @@ fn stake_role(role: starling_staking::Role) -> StakeRole {
     }
 }
 
-fn store_failed(error: StoreError) -> ReadError {
+pub(super) fn store_failed(error: StoreError) -> ReadError {
     match error {
         StoreError::Database(_) => ReadError::unavailable(error),
         other => ReadError::internal(other),
     }
 }
 
-fn ledger_failed(error: starling_staking::StoreError) -> ReadError {
+pub(super) fn ledger_failed(error: starling_staking::StoreError) -> ReadError {
     match error {
         starling_staking::StoreError::Database(_) => ReadError::unavailable(error),
         other => ReadError::internal(other),

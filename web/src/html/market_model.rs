@@ -12,12 +12,12 @@ use axum::http::{StatusCode, Uri};
 use axum::response::Response;
 use maud::{Markup, html};
 
-use crate::error::ApiError;
 use crate::html::layout::{HtmlError, Page, respond};
 use crate::html::market::price;
 use crate::html::{format, parts};
 use crate::router::AppState;
-use crate::routes::params::{model_id, store_failed};
+use crate::routes::market::find_model;
+use crate::routes::params::model_id;
 use crate::views::{ModelDetail, StakeRole, VersionDetail};
 
 /// The try-it box's script. The page's `Content-Security-Policy` allows it
@@ -39,12 +39,7 @@ pub(crate) async fn detail(
     headers: HeaderMap,
 ) -> Result<Response, HtmlError> {
     let id = model_id(path)?;
-    let model = state
-        .model
-        .market_model(id)
-        .await
-        .map_err(store_failed("read market model"))?
-        .ok_or_else(|| ApiError::not_found(format!("no model {id}")))?;
+    let model = find_model(&state, id).await?;
     let summary = &model.summary;
     let drawable = drawable(&summary.input_shape);
     let main = html! {

@@ -31,13 +31,17 @@ pub(crate) async fn detail(
     path: Result<Path<String>, PathRejection>,
 ) -> Result<Json<ModelDetail>, ApiError> {
     let id = model_id(path)?;
-    let model = state
+    Ok(Json(find_model(&state, id).await?))
+}
+
+/// Model `id` with its versions, or the 404 that says there is none.
+pub(crate) async fn find_model(state: &AppState, id: u64) -> Result<ModelDetail, ApiError> {
+    state
         .model
         .market_model(id)
         .await
         .map_err(store_failed("read market model"))?
-        .ok_or_else(|| ApiError::not_found(format!("no model {id}")))?;
-    Ok(Json(model))
+        .ok_or_else(|| ApiError::not_found(format!("no model {id}")))
 }
 
 /// A version's safetensors file, named `model-{id}-v{version}.safetensors`.

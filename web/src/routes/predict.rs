@@ -164,12 +164,7 @@ fn refused(refusal: Refusal) -> ApiError {
 /// The model's input for a PNG body: the image as grayscale, at the size of
 /// the model's input (the last two dimensions of its input shape).
 async fn png_input(state: &AppState, body: &[u8], id: u64, version: u32) -> Result<Vec<f32>, ApiError> {
-    let model = state
-        .model
-        .market_model(id)
-        .await
-        .map_err(store_failed("read market model"))?
-        .ok_or_else(|| ApiError::not_found(format!("no model {id}")))?;
+    let model = super::market::find_model(state, id).await?;
     if !model.versions.iter().any(|v| v.summary.version == version) {
         return Err(ApiError::not_found(format!("model {id} has no version {version}")));
     }
