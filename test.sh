@@ -3,7 +3,8 @@
 #
 # Installs, once, what the tests need beyond Rust: Chromium and the
 # playwright-core driver for the dashboard's browser test (Debian's
-# `chromium` package and `npm ci` in web/browser). Set DATABASE_URL to run the
+# `chromium` package and `npm ci` in web/browser), and moto's S3 server for
+# the S3 artifact store's tests (pip). Set DATABASE_URL to run the
 # store suites on PostgreSQL as well as SQLite.
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -21,6 +22,11 @@ fi
 if [ ! -d web/browser/node_modules/playwright-core ]; then
   echo "== installing the browser driver (npm ci in web/browser)"
   npm ci --prefix web/browser --no-audit --no-fund --loglevel=error
+fi
+
+if ! python3 -c 'import moto.server' >/dev/null 2>&1; then
+  echo "== installing moto's S3 server for the S3 artifact store's tests (pip)"
+  python3 -m pip install --quiet --disable-pip-version-check 'moto[server]==5.2.1'
 fi
 
 cargo test --workspace "$@"

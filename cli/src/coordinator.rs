@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use anyhow::{Context, Result};
-use starling_coordinator::artifacts::LocalArtifacts;
+use starling_coordinator::artifacts::AnyArtifacts;
 use starling_coordinator::service::{Coordinator, Evaluator, ModelEvaluator, ServiceConfig};
 use starling_models::data::{Mnist, Verify};
 use starling_net::{Limits, ServerIdentity, server_endpoint};
@@ -62,9 +62,17 @@ async fn serve(config: ServeConfig) -> Result<()> {
     let ledger = starling_staking::open_any(url, admin, Params::default())
         .await
         .with_context(|| format!("opening the ledger in {}", config.database_url))?;
-    let artifacts = LocalArtifacts::open(&config.artifacts)
+    let artifacts = AnyArtifacts::open(&config.artifacts)
         .await
-        .with_context(|| format!("opening the model store {}", config.artifacts.display()))?;
+        .with_context(|| format!("opening the model store {}", config.artifacts))?;
+    // What uploads cut short by an earlier crash left behind: none takes a day.
+    let swept = artifacts
+        .remove_stale_uploads(std::time::Duration::from_secs(24 * 3600))
+        .await
+        .with_context(|| format!("sweeping unfinished uploads in {}", config.artifacts))?;
+    if swept > 0 {
+        tracing::info!(swept, "removed unfinished uploads left by an earlier run");
+    }
     let evaluator = match &config.eval_data {
         Some(dir) => {
             let mnist = Mnist::load(dir, Verify::ShapeOnly).with_context(|| format!("loading {}", dir.display()))?;
@@ -142,7 +150,7 @@ mod http {
     use super::*;
 
     type Service =
-        Coordinator<starling_coordinator::store::AnyCoordinatorStore, starling_staking::AnyLedgerStore, LocalArtifacts>;
+        Coordinator<starling_coordinator::store::AnyCoordinatorStore, starling_staking::AnyLedgerStore, AnyArtifacts>;
 
     /// Binds `addr` and serves the JSON API until `stop` turns true.
     pub(super) async fn start(

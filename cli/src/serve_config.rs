@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use serde::Deserialize;
+use starling_coordinator::artifacts::ArtifactLocation;
 use starling_protocol::PublicKey;
 
 /// Where the QUIC front listens unless told otherwise.
@@ -45,7 +46,8 @@ pub(crate) struct ServeArgs {
     /// [env: STARLING_DATABASE_URL] [default: DATA_DIR/starling.db]
     #[arg(long, value_name = "URL")]
     database_url: Option<String>,
-    /// The model store: a local directory or `file://DIR` (`s3://` is not built in yet)
+    /// The model store: a local directory, `file://DIR`, or `s3://BUCKET/PREFIX`
+    /// (credentials, region and endpoint from the AWS_* environment variables)
     /// [env: STARLING_STORE_URL] [default: DATA_DIR/artifacts]
     #[arg(long, value_name = "URL")]
     store_url: Option<String>,
@@ -337,7 +339,7 @@ pub(crate) struct ServeConfig {
     pub(crate) http_addr: HttpAddr,
     pub(crate) database_url: DatabaseUrl,
     /// The local directory holding model files.
-    pub(crate) artifacts: PathBuf,
+    pub(crate) artifacts: ArtifactLocation,
     /// Required to serve; `--print-config` works without it.
     pub(crate) admin_key: Option<PublicKey>,
     pub(crate) join_window: Duration,
@@ -359,23 +361,6 @@ fn default_data_dir(var: &dyn Fn(&str) -> Option<String>) -> Result<PathBuf> {
     let home =
         var("HOME").filter(|h| !h.is_empty()).context("neither HOME nor XDG_DATA_HOME is set: pass --data-dir")?;
     Ok(PathBuf::from(home).join(".local/share/starling"))
-}
-
-/// The artifact directory a store URL names.
-fn artifact_dir(url: &str) -> Result<PathBuf> {
-    if let Some(path) = url.strip_prefix("file://") {
-        return Ok(PathBuf::from(path));
-    }
-    if url.starts_with("s3://") {
-        bail!(
-            "store_url `{url}`: S3 artifact stores are not built into this binary yet; \
-             use a local directory (or file://DIR)"
-        );
-    }
-    if let Some((scheme, _)) = url.split_once("://") {
-        bail!("store_url `{url}`: unknown scheme `{scheme}://`; use a local directory (or file://DIR)");
-    }
-    Ok(PathBuf::from(url))
 }
 
 impl ServeConfig {
@@ -400,8 +385,8 @@ impl ServeConfig {
             None => DatabaseUrl::new(&data_dir.join("starling.db").display().to_string()),
         };
         let artifacts = match &merged.store_url {
-            Some(url) => artifact_dir(url)?,
-            None => data_dir.join("artifacts"),
+            Some(url) => ArtifactLocation::parse(url).context("store_url")?,
+            None => ArtifactLocation::Dir(data_dir.join("artifacts")),
         };
         let tls = match (merged.tls_cert, merged.tls_key) {
             (Some(cert), Some(key)) => Tls::Files { cert, key },
@@ -449,7 +434,7 @@ impl ServeConfig {
             ("quic_addr", Some(string(self.quic_addr.to_string()))),
             ("http_addr", Some(string(self.http_addr.to_string()))),
             ("database_url", Some(string(self.database_url.to_string()))),
-            ("store_url", Some(path(&self.artifacts))),
+            ("store_url", Some(string(self.artifacts.to_string()))),
             ("admin_key", self.admin_key.map(|k| string(k.to_string()))),
             ("join_window_secs", Some(self.join_window.as_secs().to_string())),
             ("tick_ms", Some(self.tick.as_millis().to_string())),
@@ -493,7 +478,7 @@ mod tests {
         let config = ServeConfig::resolve(&ServeArgs::default(), &env(&[("HOME", "/home/ada")])).unwrap();
         assert_eq!(config.data_dir, Path::new("/home/ada/.local/share/starling"));
         assert_eq!(config.database_url.expose(), "sqlite:///home/ada/.local/share/starling/starling.db?mode=rwc");
-        assert_eq!(config.artifacts, Path::new("/home/ada/.local/share/starling/artifacts"));
+        assert_eq!(config.artifacts, ArtifactLocation::Dir("/home/ada/.local/share/starling/artifacts".into()));
         assert_eq!(config.tls, Tls::SelfSigned("/home/ada/.local/share/starling/tls".into()));
         assert_eq!(config.quic_addr.to_string(), DEFAULT_QUIC_ADDR);
         assert_eq!(config.http_addr.to_string(), DEFAULT_HTTP_ADDR);
@@ -501,7 +486,7 @@ mod tests {
         assert_eq!(config.source("quic_addr"), Source::Default);
 
         let home = ServeConfig::resolve(&ServeArgs::default(), &env(&[("STARLING_HOME", "/srv/st")])).unwrap();
-        assert_eq!(home.artifacts, Path::new("/srv/st/artifacts"));
+        assert_eq!(home.artifacts, ArtifactLocation::Dir("/srv/st/artifacts".into()));
         assert_eq!(home.source("data_dir"), Source::Env);
     }
 
@@ -534,9 +519,12 @@ mod tests {
         let err = ServeConfig::resolve(&ServeArgs::default(), &env(&[("HOME", "/h"), ("STARLING_QUIC_ADDR", "nope")]))
             .unwrap_err();
         assert!(err.to_string().contains("STARLING_QUIC_ADDR=`nope`"), "{err}");
+        let args = ServeArgs { store_url: Some("gs://bucket/models".into()), ..ServeArgs::default() };
+        let err = format!("{:#}", ServeConfig::resolve(&args, &env(&[("HOME", "/h")])).unwrap_err());
+        assert!(err.contains("store_url") && err.contains("unknown scheme `gs://`"), "{err}");
         let args = ServeArgs { store_url: Some("s3://bucket/models".into()), ..ServeArgs::default() };
-        let err = ServeConfig::resolve(&args, &env(&[("HOME", "/h")])).unwrap_err();
-        assert!(err.to_string().contains("not built into this binary"), "{err}");
+        let config = ServeConfig::resolve(&args, &env(&[("HOME", "/h")])).unwrap();
+        assert_eq!(config.artifacts, ArtifactLocation::S3("s3://bucket/models".into()));
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("c.toml");
         std::fs::write(&file, "quic_adr = \"127.0.0.1:1\"\n").unwrap();
@@ -552,6 +540,6 @@ mod tests {
         assert!(!format!("{url:?}").contains("s3cret"));
         assert_eq!(DatabaseUrl::new("/var/lib/s.db").expose(), "sqlite:///var/lib/s.db?mode=rwc");
         assert_eq!(DatabaseUrl::new("postgres://db/x").to_string(), "postgres://db/x");
-        assert_eq!(artifact_dir("file:///srv/models").unwrap(), Path::new("/srv/models"));
+        assert_eq!(ArtifactLocation::parse("file:///srv/models").unwrap(), ArtifactLocation::Dir("/srv/models".into()));
     }
 }

@@ -243,9 +243,16 @@ fn print_config_layers_file_then_environment_then_flags() {
     );
     assert!(err.contains("quic_port"), "{err}");
     let err = failed(
-        starling(place.path()).args(["coordinator", "serve", "--store-url", "s3://models/starling"]).output().unwrap(),
+        starling(place.path()).args(["coordinator", "serve", "--store-url", "ftp://models/starling"]).output().unwrap(),
     );
-    assert!(err.contains("not built into this binary"), "{err}");
+    assert!(err.contains("unknown scheme `ftp://`"), "{err}");
+    let err = failed(starling(place.path()).args(["coordinator", "serve", "--store-url", "s3:///x"]).output().unwrap());
+    assert!(err.contains("no bucket named"), "{err}");
+    let s3 = ok(starling(place.path())
+        .args(["coordinator", "serve", "--print-config", "--store-url", "s3://models/starling"])
+        .output()
+        .unwrap());
+    assert!(s3.contains("store_url = \"s3://models/starling\"  # flag --store-url\n"), "{s3}");
     let err =
         failed(starling(place.path()).args(["coordinator", "serve", "--quic-addr", "127.0.0.1:0"]).output().unwrap());
     assert!(err.contains("--admin-key"), "{err}");

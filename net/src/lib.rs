@@ -45,7 +45,7 @@ pub use identity::{IDENTITY_FILE_HEADER, Identity, IdentityError};
 pub use known_hosts::{KnownHosts, KnownHostsError};
 pub use limits::Limits;
 pub use secret_file::SecretFileError;
-pub use tls::{ALPN, ServerIdentity, TlsError, crypto_provider};
+pub use tls::{ALPN, ServerIdentity, TlsError, crypto_provider, install_default_provider};
 pub use trust::Trust;
 
 /// Certificates as [`Trust::CaRoots`] takes them.

@@ -1,10 +1,11 @@
 //! TLS for Starling's QUIC connections: the one crypto provider (rustls on
 //! *ring*), the ALPN protocol name, and the server's certificate.
 //!
-//! The whole build uses *ring* (ureq's rustls already does); nothing here
-//! installs a process-wide default provider, every configuration is built
-//! with [`crypto_provider`] explicitly, so linking another provider elsewhere
-//! can never change what Starling connections use.
+//! The whole build uses *ring* (ureq's rustls already does). Every Starling
+//! configuration is built with [`crypto_provider`] explicitly, so linking
+//! another provider elsewhere can never change what Starling connections
+//! use; [`install_default_provider`] makes *ring* the process default too,
+//! for clients that take the default (the S3 artifact store's HTTPS).
 
 use std::fmt;
 use std::fs;
@@ -29,6 +30,16 @@ pub const ALPN: &[u8] = b"starling/1";
 pub fn crypto_provider() -> Arc<CryptoProvider> {
     static PROVIDER: OnceLock<Arc<CryptoProvider>> = OnceLock::new();
     Arc::clone(PROVIDER.get_or_init(|| Arc::new(rustls::crypto::ring::default_provider())))
+}
+
+/// Makes [`crypto_provider`] the process-wide default rustls provider, unless
+/// one is set already.
+pub fn install_default_provider() {
+    if CryptoProvider::get_default().is_none() {
+        // Losing a race to another thread installing one is fine: either way
+        // a default is set.
+        let _ = CryptoProvider::install_default(rustls::crypto::ring::default_provider());
+    }
 }
 
 /// Why a certificate, key or trust setting could not be used.

@@ -40,6 +40,25 @@ pub enum ArtifactError {
         /// What its bytes hash to now.
         actual: ContentHash,
     },
+    /// A store's location or settings are not usable.
+    #[error("artifact store `{url}`: {why}")]
+    Config {
+        /// The store's URL.
+        url: String,
+        /// What is wrong with it.
+        why: String,
+    },
+    /// A remote store (an S3 bucket) failed or could not be reached.
+    #[error("{action} {key}: {source}")]
+    Store {
+        /// What was being done, e.g. "writing".
+        action: &'static str,
+        /// The object's key.
+        key: String,
+        /// The store client's error.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
     /// The file system failed.
     #[error("{action} {path}: {source}")]
     Io {

@@ -13,7 +13,7 @@ use std::time::Duration;
 use burn::prelude::Device;
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use starling_coordinator::artifacts::LocalArtifacts;
+use starling_coordinator::artifacts::{AnyArtifacts, LocalArtifacts};
 use starling_coordinator::service::{Coordinator, ModelEvaluator, ServiceConfig};
 use starling_coordinator::store::{AnyCoordinatorStore, open_any};
 use starling_models::data::{Dataset, Mnist, Verify, partition};
@@ -79,7 +79,7 @@ pub fn spec(rounds: u32, reward_pool: u64) -> TaskSpec {
     spec
 }
 
-pub type Service = Coordinator<AnyCoordinatorStore, AnyLedgerStore, LocalArtifacts>;
+pub type Service = Coordinator<AnyCoordinatorStore, AnyLedgerStore, AnyArtifacts>;
 
 /// Where a network keeps its state, so that a coordinator can be stopped and
 /// started again over it.
@@ -91,6 +91,8 @@ pub struct Place {
     /// protocol's default if `None`): the scale benchmark's admin funds a
     /// thousand keys.
     pub per_signer: Option<usize>,
+    /// The artifact store (`artifacts/` in `dir` if `None`).
+    pub artifacts: Option<AnyArtifacts>,
 }
 
 impl Place {
@@ -109,7 +111,7 @@ impl Place {
         } else {
             format!("sqlite://{}?mode=rwc", dir.path().join("starling.db").display())
         };
-        Some(Self { dir, database_url, admin: identity(1_000), per_signer: None })
+        Some(Self { dir, database_url, admin: identity(1_000), per_signer: None, artifacts: None })
     }
 }
 
@@ -132,7 +134,10 @@ impl Network {
         let store = open_any(&place.database_url).await.unwrap();
         let admin = place.admin.public_key();
         let ledger = starling_staking::open_any(&place.database_url, admin, Params::default()).await.unwrap();
-        let artifacts = LocalArtifacts::open(place.dir.path().join("artifacts")).await.unwrap();
+        let artifacts = match &place.artifacts {
+            Some(artifacts) => artifacts.clone(),
+            None => AnyArtifacts::Local(LocalArtifacts::open(place.dir.path().join("artifacts")).await.unwrap()),
+        };
         let mut config = ServiceConfig { join_window, tick: Duration::from_millis(50), ..ServiceConfig::new(admin) };
         if let Some(n) = place.per_signer {
             config.replay.max_entries_per_signer = n;
