@@ -20,6 +20,7 @@ use tempfile::TempPath;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
+use super::chunk_queue::ChunkQueue;
 use super::{ArtifactError, ArtifactStore, ArtifactUpload, Stored};
 
 /// Name of the directory of uploads in progress, under the root.
@@ -107,7 +108,7 @@ impl ArtifactStore for LocalArtifacts {
         })
         .await?;
         let temp_path = Some(temp.to_path_buf());
-        let (queue, chunks) = mpsc::unbounded_channel();
+        let (queue, chunks) = ChunkQueue::new(max_len);
         let finished = Arc::new(AtomicBool::new(false));
         let writer = {
             let finished = finished.clone();
@@ -117,9 +118,7 @@ impl ArtifactStore for LocalArtifacts {
             root: self.root.clone(),
             destination: self.path(&expected),
             expected,
-            max_len,
-            written: 0,
-            queue: Some(queue),
+            queue,
             writer: Some(writer),
             finished,
             temp_path,
@@ -202,10 +201,8 @@ pub struct LocalUpload {
     root: Arc<PathBuf>,
     destination: PathBuf,
     expected: ContentHash,
-    max_len: u64,
-    written: u64,
-    /// The writer's queue; `None` once the upload failed.
-    queue: Option<mpsc::UnboundedSender<Bytes>>,
+    /// The writer's queue.
+    queue: ChunkQueue,
     writer: Option<JoinHandle<Result<Written, ArtifactError>>>,
     /// Set by `commit` before it closes the queue: the writer syncs only then.
     finished: Arc<AtomicBool>,
@@ -276,7 +273,7 @@ fn write_chunks(
 impl LocalUpload {
     /// Stops the writer and deletes the temporary file, off the async threads.
     async fn discard(&mut self) {
-        self.queue = None;
+        self.queue.close();
         if let Some(writer) = self.writer.take() {
             // The writer sees the queue close without `finished`, and its
             // temporary file is deleted as it returns.
@@ -291,7 +288,7 @@ impl Drop for LocalUpload {
         // Closing the queue without `finished` makes the writer stop
         // without syncing; unlink the file now (a quick blocking call) so
         // nothing is left however late the writer notices.
-        self.queue = None;
+        self.queue.close();
         if let Some(path) = self.temp_path.take() {
             let _ = std::fs::remove_file(path);
         }
@@ -310,28 +307,16 @@ impl ArtifactUpload for LocalUpload {
     }
 
     fn feed(&mut self, chunk: Bytes) -> Result<(), ArtifactError> {
-        let Some(queue) = &self.queue else { return Err(ArtifactError::Discarded) };
-        let received = self.written.saturating_add(chunk.len() as u64);
-        if received > self.max_len {
-            self.queue = None;
-            return Err(ArtifactError::TooLarge { max_len: self.max_len, received });
-        }
-        if queue.send(chunk).is_err() {
-            // The writer stopped on an error; `commit` reports it.
-            self.queue = None;
-            return Err(ArtifactError::Discarded);
-        }
-        self.written = received;
-        Ok(())
+        self.queue.feed(chunk)
     }
 
     fn written(&self) -> u64 {
-        self.written
+        self.queue.written()
     }
 
     async fn commit(mut self) -> Result<Stored, ArtifactError> {
         let Some(writer) = self.writer.take() else { return Err(ArtifactError::Discarded) };
-        let Some(queue) = self.queue.take() else {
+        if !self.queue.is_open() {
             // A feed failed: report why the writer stopped, if it did.
             let stopped = writer.await;
             self.temp_path = None;
@@ -339,11 +324,11 @@ impl ArtifactUpload for LocalUpload {
                 Ok(Err(error)) => Err(error),
                 _ => Err(ArtifactError::Discarded),
             };
-        };
+        }
         // From here the writer's `TempPath` deletes the file on failure.
         self.temp_path = None;
         self.finished.store(true, Ordering::Release);
-        drop(queue);
+        self.queue.close();
         let Written { temp, hash } = writer.await.map_err(|join| ArtifactError::Io {
             action: "running the writer of",
             path: self.destination.clone(),

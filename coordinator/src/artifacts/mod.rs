@@ -7,6 +7,7 @@
 
 mod any;
 mod artifact_store;
+mod chunk_queue;
 mod error;
 mod local;
 #[cfg(feature = "s3")]

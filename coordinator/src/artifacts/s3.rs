@@ -31,6 +31,7 @@ use tokio::io::{AsyncRead, ReadBuf};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
+use super::chunk_queue::ChunkQueue;
 use super::{ArtifactError, ArtifactStore, ArtifactUpload, Stored};
 
 /// S3's smallest part but the last: 5 MiB.
@@ -134,9 +135,9 @@ impl ArtifactStore for S3Artifacts {
     type Reader = S3Reader;
 
     async fn begin(&self, expected: ContentHash, max_len: u64) -> Result<S3Upload, ArtifactError> {
-        let (queue, chunks) = mpsc::unbounded_channel();
+        let (queue, chunks) = ChunkQueue::new(max_len);
         let sender = tokio::spawn(send_chunks(self.clone(), self.key(&expected), chunks));
-        Ok(S3Upload { store: self.clone(), expected, max_len, written: 0, queue: Some(queue), sender: Some(sender) })
+        Ok(S3Upload { store: self.clone(), expected, queue, sender: Some(sender) })
     }
 
     async fn put(&self, hash: ContentHash, bytes: &[u8]) -> Result<Stored, ArtifactError> {
@@ -210,10 +211,8 @@ impl AsyncRead for S3Reader {
 pub struct S3Upload {
     store: S3Artifacts,
     expected: ContentHash,
-    max_len: u64,
-    written: u64,
-    /// The sender's queue; `None` once the upload failed or is finishing.
-    queue: Option<mpsc::UnboundedSender<Bytes>>,
+    /// The sender's queue.
+    queue: ChunkQueue,
     sender: Option<JoinHandle<Result<Sent, ArtifactError>>>,
 }
 
@@ -297,7 +296,7 @@ impl Sent {
 impl S3Upload {
     /// Stops the sender and aborts what it started.
     async fn discard(&mut self) {
-        self.queue = None;
+        self.queue.close();
         if let Some(sender) = self.sender.take()
             && let Ok(Ok(mut sent)) = sender.await
         {
@@ -310,7 +309,7 @@ impl Drop for S3Upload {
     fn drop(&mut self) {
         // Dropped before commit: let the sender finish on its own and abort
         // whatever it started, behind the caller.
-        self.queue = None;
+        self.queue.close();
         if let Some(sender) = self.sender.take()
             && let Ok(runtime) = tokio::runtime::Handle::try_current()
         {
@@ -335,28 +334,16 @@ impl ArtifactUpload for S3Upload {
     }
 
     fn feed(&mut self, chunk: Bytes) -> Result<(), ArtifactError> {
-        let Some(queue) = &self.queue else { return Err(ArtifactError::Discarded) };
-        let received = self.written.saturating_add(chunk.len() as u64);
-        if received > self.max_len {
-            self.queue = None;
-            return Err(ArtifactError::TooLarge { max_len: self.max_len, received });
-        }
-        if queue.send(chunk).is_err() {
-            // The sender stopped on an error; `commit` reports it.
-            self.queue = None;
-            return Err(ArtifactError::Discarded);
-        }
-        self.written = received;
-        Ok(())
+        self.queue.feed(chunk)
     }
 
     fn written(&self) -> u64 {
-        self.written
+        self.queue.written()
     }
 
     async fn commit(mut self) -> Result<Stored, ArtifactError> {
         let Some(sender) = self.sender.take() else { return Err(ArtifactError::Discarded) };
-        let failed_earlier = self.queue.take().is_none();
+        let failed_earlier = !self.queue.close();
         let key = self.store.key(&self.expected);
         let mut sent = sender.await.map_err(|join| {
             write_failed("running the upload of", &key)(object_store::Error::JoinError { source: join })
