@@ -13,7 +13,8 @@
 //!
 //! Both run with one upload in flight at a time (the latency of one upload:
 //! every file and database write is synced before the answer) and with
-//! `PARALLEL` in flight (many trainers at once, as in a real round); the two
+//! `PARALLEL` in flight (many trainers at once, as in a real round: each
+//! starts when another ends, no lock-step batches); the two
 //! are measured alternately, `TRIALS` times each, and the medians compared.
 //! Goal: ingest at least 0.8 of raw.
 //!
@@ -118,10 +119,7 @@ async fn ingest(updates: &[Vec<u8>], parallel: usize) -> f64 {
     };
     let requests: Vec<_> = trainers.iter().zip(updates).map(|(k, b)| upload(k, b)).collect();
     let started = Instant::now();
-    for chunk in requests.chunks(parallel).zip(updates.chunks(parallel)) {
-        let (requests, payloads) = chunk;
-        futures_join_all(requests.iter().zip(payloads).map(|(r, b)| upload_one(&t, r, b))).await;
-    }
+    at_most(parallel, requests.iter().zip(updates).map(|(r, b)| upload_one(&t, r, b))).await;
     let seconds = started.elapsed().as_secs_f64();
     net.kill();
     seconds
@@ -145,9 +143,7 @@ async fn raw(updates: &[Vec<u8>], parallel: usize) -> f64 {
         }
     });
     let started = Instant::now();
-    for chunk in updates.chunks(parallel) {
-        futures_join_all(chunk.iter().map(|bytes| send_one(&connection, bytes))).await;
-    }
+    at_most(parallel, updates.iter().map(|bytes| send_one(&connection, bytes))).await;
     let seconds = started.elapsed().as_secs_f64();
     connection.close(0u32.into(), b"done");
     reader.abort();
@@ -167,12 +163,28 @@ async fn send_one(connection: &Connection, bytes: &[u8]) {
     assert_eq!(u64::from_le_bytes(ack.try_into().unwrap()), bytes.len() as u64);
 }
 
-/// Runs futures concurrently on this task and waits for all.
-async fn futures_join_all<F: std::future::Future<Output = ()>>(futures: impl Iterator<Item = F>) {
-    let mut pinned: Vec<_> = futures.map(Box::pin).collect();
+/// Runs `jobs` on this task with at most `parallel` in flight, starting the
+/// next as soon as one ends: trainers upload independently, not in
+/// lock-step batches that each wait for their slowest.
+async fn at_most<F: std::future::Future<Output = ()>>(parallel: usize, mut jobs: impl Iterator<Item = F>) {
+    let mut running: Vec<std::pin::Pin<Box<F>>> = Vec::with_capacity(parallel);
     std::future::poll_fn(|cx| {
-        pinned.retain_mut(|f| f.as_mut().poll(cx).is_pending());
-        if pinned.is_empty() { std::task::Poll::Ready(()) } else { std::task::Poll::Pending }
+        loop {
+            while running.len() < parallel {
+                match jobs.next() {
+                    Some(job) => running.push(Box::pin(job)),
+                    None => break,
+                }
+            }
+            if running.is_empty() {
+                return std::task::Poll::Ready(());
+            }
+            let before = running.len();
+            running.retain_mut(|f| f.as_mut().poll(cx).is_pending());
+            if running.len() == before {
+                return std::task::Poll::Pending;
+            }
+        }
     })
     .await;
 }
