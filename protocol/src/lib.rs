@@ -38,8 +38,8 @@ pub use payload::{PayloadError, TensorBytes, UpdatePayload};
 pub use phase::{PhaseError, RoundPhase};
 pub use replay::{ReplayConfig, ReplayError, ReplayGuard};
 pub use task::{
-    DataSpec, MAX_TENSOR_NAME_LEN, MAX_TENSOR_RANK, MAX_TENSORS, ModelSpec, RESERVED_TENSOR_NAME, RoundDeadlines,
-    TaskSpec, TaskSpecError,
+    DataSpec, MAX_TENSOR_NAME_LEN, MAX_TENSOR_RANK, MAX_TENSORS, MIN_UPDATE_NORM, ModelSpec, RESERVED_TENSOR_NAME,
+    RoundDeadlines, TaskSpec, TaskSpecError,
 };
 pub use tensor::{NamedTensor, TensorRef, TensorSpec};
 pub use verifier::{Verified, Verifier};

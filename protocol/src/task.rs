@@ -16,6 +16,14 @@ pub const MAX_TENSOR_NAME_LEN: usize = 256;
 pub const MAX_TENSOR_RANK: usize = 8;
 /// Most tensors a model may have.
 pub const MAX_TENSORS: usize = 16_384;
+/// The least L2 norm an update may have: below it the update changes
+/// nothing a model would notice, and sending one back is a free ride on the
+/// other trainers' work, refused and slashed like any invalid update
+/// ([`ErrorCode::EmptyUpdate`](crate::ErrorCode::EmptyUpdate)). Training with
+/// any learning rate on any data moves weights by far more than this; it
+/// catches the empty and the all-but-empty update, not a copycat that adds
+/// noise (that one the validators' scores must catch).
+pub const MIN_UPDATE_NORM: f64 = 1e-6;
 /// safetensors reserves this key for free-form metadata; no tensor may use it.
 pub const RESERVED_TENSOR_NAME: &str = "__metadata__";
 

@@ -102,6 +102,7 @@ mod tests {
                     | E::LengthMismatch
                     | E::ShapeMismatch
                     | E::NormTooLarge
+                    | E::EmptyUpdate
                     | E::MalformedPayload
                     | E::UnknownBlob
                     | E::InsufficientStake

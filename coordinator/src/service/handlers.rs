@@ -15,8 +15,9 @@ use starling_protocol::messages::{MAX_LISTED_BONDS, SignedRequest};
 use starling_protocol::payload::{PayloadError, StreamSummary, decode_view};
 use starling_protocol::{
     AssignmentInfo, AssignmentPage, BalanceInfo, BondInfo, ContentHash, CreateTask, ErrorCode, JoinTask,
-    MAX_ASSIGNMENTS_PAGE, PublicKey, ReadRequest, Request, Response, ResponseBody, Role, RoundInfo, RoundPhase,
-    SignedEnvelope, SubmissionId, SubmitScore, SubmitUpdate, TaskId, TaskInfo, TaskSpec, Verified, WireError,
+    MAX_ASSIGNMENTS_PAGE, MIN_UPDATE_NORM, PublicKey, ReadRequest, Request, Response, ResponseBody, Role, RoundInfo,
+    RoundPhase, SignedEnvelope, SubmissionId, SubmitScore, SubmitUpdate, TaskId, TaskInfo, TaskSpec, Verified,
+    WireError,
 };
 use starling_staking::{Amount, BondId, LedgerError, LedgerStore, Operation, PageRequest};
 
@@ -123,16 +124,26 @@ pub(crate) fn check_streamed_update(
     check_norm(spec, summary.sum_of_squares)
 }
 
-/// The task's norm bound, if it has one, against an update's squared L2 norm.
+/// An update's squared L2 norm against the task's bound, if it has one, and
+/// against [`MIN_UPDATE_NORM`]: an empty update is a free ride.
 fn check_norm(spec: &TaskSpec, squared: f64) -> Result<(), WireError> {
-    if let Some(bound) = spec.max_update_norm {
-        let norm = squared.sqrt();
-        if norm > bound {
-            return Err(refuse(
-                ErrorCode::NormTooLarge,
-                format!("the update's L2 norm {norm:.4} exceeds the task's bound {bound}"),
-            ));
-        }
+    let norm = squared.sqrt();
+    if norm < MIN_UPDATE_NORM {
+        return Err(refuse(
+            ErrorCode::EmptyUpdate,
+            format!(
+                "the update's L2 norm {norm:.3e} is below {MIN_UPDATE_NORM:e}: it changes nothing, and sending the \
+                 global model back unchanged is no contribution"
+            ),
+        ));
+    }
+    if let Some(bound) = spec.max_update_norm
+        && norm > bound
+    {
+        return Err(refuse(
+            ErrorCode::NormTooLarge,
+            format!("the update's L2 norm {norm:.4} exceeds the task's bound {bound}"),
+        ));
     }
     Ok(())
 }
@@ -671,4 +682,58 @@ fn precheck_update(machine: &RoundMachine, trainer: &PublicKey, update: &SubmitU
         return Err(refuse(ErrorCode::WrongBaseModel, "the update was trained from another model than this round's"));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use starling_protocol::{AggregationRule, AggregationSpec, DataSpec, ModelSpec, NamedTensor, RoundDeadlines};
+    use starling_protocol::{TensorSpec, UpdatePayload};
+
+    use super::*;
+
+    fn spec() -> TaskSpec {
+        let tensors = vec![TensorSpec::new("w", vec![4, 3]), TensorSpec::new("b", vec![3])];
+        let mut spec = TaskSpec {
+            model: ModelSpec { name: "logreg".into(), tensors },
+            data: DataSpec { dataset: "mnist".into(), input_shape: vec![4], num_classes: 3 },
+            rounds: 1,
+            fraction: 1.0,
+            local_epochs: 1,
+            batch_size: 1,
+            learning_rate: 0.1,
+            aggregation: AggregationSpec::plain(AggregationRule::FedAvg),
+            reward_pool: 1,
+            min_trainer_stake: 1,
+            min_validator_stake: 1,
+            payload_limit: 0,
+            deadlines: RoundDeadlines { training_secs: 1, validation_secs: 1 },
+            max_update_norm: Some(10.0),
+        };
+        spec.payload_limit = spec.encoded_payload_len().unwrap() as u64;
+        spec
+    }
+
+    /// Every value of the spec's tensors set to `value`.
+    fn payload(spec: &TaskSpec, value: f32) -> Vec<u8> {
+        let tensors: Vec<NamedTensor> = spec
+            .model
+            .tensors
+            .iter()
+            .map(|t| NamedTensor::new(t.name.clone(), t.shape.clone(), vec![value; t.shape.iter().product()]))
+            .collect();
+        UpdatePayload::encode_owned(&tensors).unwrap().into_bytes()
+    }
+
+    #[test]
+    fn an_empty_update_is_refused_as_no_contribution() {
+        let spec = spec();
+        for value in [0.0, 1e-9, -1e-8] {
+            let error = check_update(&spec, &payload(&spec, value)).unwrap_err();
+            assert_eq!(error.code, ErrorCode::EmptyUpdate, "{value}: {error}");
+        }
+        // The smallest real update passes; the norm bound still holds above.
+        assert_eq!(check_update(&spec, &payload(&spec, 1e-6)), Ok(()));
+        assert_eq!(check_update(&spec, &payload(&spec, 2.0)), Ok(()));
+        assert_eq!(check_update(&spec, &payload(&spec, 3.0)).unwrap_err().code, ErrorCode::NormTooLarge);
+    }
 }

@@ -145,6 +145,10 @@ error_codes! {
     MalformedPayload = 45, "malformed_payload", false;
     /// No blob with this hash is stored.
     UnknownBlob = 46, "unknown_blob", false;
+    /// The update changes (next to) nothing: its L2 norm is below
+    /// [`MIN_UPDATE_NORM`](crate::MIN_UPDATE_NORM). Sending the global model
+    /// back unchanged is a free ride, not a contribution.
+    EmptyUpdate = 47, "empty_update", false;
 
     // The ledger (60–79).
     /// The signer's effective stake in the role is below what the task or request needs.
@@ -342,6 +346,7 @@ mod tests {
         (44, "norm_too_large"),
         (45, "malformed_payload"),
         (46, "unknown_blob"),
+        (47, "empty_update"),
         (60, "insufficient_stake"),
         (61, "insufficient_balance"),
         (62, "locked"),
