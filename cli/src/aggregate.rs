@@ -102,7 +102,7 @@ pub(crate) struct Args {
     #[arg(long, conflicts_with_all = ["inputs", "output", "rule", "weights"])]
     demo: bool,
     #[command(flatten)]
-    demo_opts: crate::demo::Options,
+    demo_opts: crate::aggregate_demo::Options,
     /// The updates, as safetensors files holding the same F32 tensors.
     #[arg(required_unless_present = "demo")]
     inputs: Vec<PathBuf>,
@@ -128,7 +128,7 @@ pub(crate) struct Report {
 
 pub(crate) fn run(args: Args) -> Result<()> {
     if args.demo {
-        return crate::demo::run(&args.demo_opts);
+        return crate::aggregate_demo::run(&args.demo_opts);
     }
     let output = args.output.clone().expect("clap requires --output without --demo");
     let (report, layout, model) = aggregate_files(&args.inputs, &Spec::from_args(&args)?)?;

@@ -97,6 +97,12 @@ pub(crate) struct Coordinator {
 }
 
 impl Coordinator {
+    /// A coordinator reached through `transport` (already trusted), named
+    /// `target` in messages.
+    pub(crate) fn over(transport: QuicTransport, target: impl Into<String>) -> Self {
+        Self { transport, target: target.into(), first_use: None }
+    }
+
     /// Announces a certificate trusted on first use, once it has been.
     fn announce_first_use(&mut self) {
         if let Some((known, host)) = self.first_use.take()

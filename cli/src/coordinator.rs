@@ -146,14 +146,14 @@ fn client_address(addr: SocketAddr) -> String {
 }
 
 /// The HTTP API over the coordinator's read model.
-mod http {
+pub(crate) mod http {
     use super::*;
 
-    type Service =
+    pub(crate) type Service =
         Coordinator<starling_coordinator::store::AnyCoordinatorStore, starling_staking::AnyLedgerStore, AnyArtifacts>;
 
     /// Binds `addr` and serves the JSON API until `stop` turns true.
-    pub(super) async fn start(
+    pub(crate) async fn start(
         service: &Service,
         addr: SocketAddr,
         mut stop: tokio::sync::watch::Receiver<bool>,

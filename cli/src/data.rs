@@ -54,6 +54,29 @@ pub(crate) fn locate_mnist(data: Option<PathBuf>) -> Result<PathBuf> {
     )
 }
 
+/// The MNIST directory for `starling demo`: `data` (from `--data` or
+/// `STARLING_DATA`), else the download cache, else a download into the cache
+/// from the public mirrors, verified by SHA-256. If none of those works the
+/// error says what to do.
+pub(crate) fn find_or_fetch_mnist(data: Option<PathBuf>) -> Result<PathBuf> {
+    if data.is_some() {
+        return locate_mnist(data);
+    }
+    if let Ok(dir) = locate_mnist(None) {
+        return Ok(dir);
+    }
+    let cache = default_cache()?;
+    eprintln!("MNIST is not in {}: downloading it (about 11 MB, verified by SHA-256)", cache.display());
+    ensure_mnist(&cache, MNIST_MIRRORS).with_context(|| {
+        format!(
+            "MNIST could not be downloaded. Put the four MNIST IDX files (train-images-idx3-ubyte.gz, \
+             train-labels-idx1-ubyte.gz, t10k-images-idx3-ubyte.gz, t10k-labels-idx1-ubyte.gz; raw or gzip) in a \
+             directory and pass --data DIR or set STARLING_DATA=DIR, or copy them into {} and run again",
+            cache.display()
+        )
+    })
+}
+
 pub(crate) fn run(cmd: Command) -> Result<()> {
     match cmd {
         Command::Download { cache } => {

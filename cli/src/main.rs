@@ -5,6 +5,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 mod aggregate;
+mod aggregate_demo;
 mod client;
 mod coordinator;
 mod data;
@@ -72,6 +73,10 @@ enum Command {
     /// Identities: create an ed25519 key file, show its public key.
     #[command(subcommand)]
     Keys(keys::Command),
+    /// Run a whole competition on this machine: a coordinator, honest and
+    /// adversarial trainers, validators (one dishonest) and delegators, all
+    /// real clients over QUIC; then a summary and the dashboard.
+    Demo(Box<demo::Args>),
     /// Run federated learning in this process on MNIST: sampled clients train
     /// locally, any rule aggregates, attackers optional; results as JSON.
     Simulate(Box<simulate::Args>),
@@ -97,6 +102,7 @@ fn main() -> ExitCode {
         Command::Data(cmd) => data::run(cmd),
         Command::Keys(cmd) => keys::run(cmd),
         Command::Simulate(args) => simulate::run(*args),
+        Command::Demo(args) => demo::run(*args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
