@@ -27,7 +27,7 @@ use starling_trainer::{
 };
 
 /// What a participant is in the story.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub(crate) enum Part {
     /// Posts the task and its reward pool.

@@ -3,13 +3,15 @@
 //!
 //! A coordinator starts with SQLite and its artifact store in a data
 //! directory and serves the dashboard; the admin key funds everyone; a
-//! creator posts an MNIST task (the FedAvg paper's 2NN, non-IID label
-//! shards) with a reward pool; honest trainers, a poisoner (sign-flipped,
-//! boosted updates) and a free-rider (all-zero updates) train; two honest
-//! validators and one in league with the poisoner validate; three delegators back
-//! a trainer, a validator and, unknowingly, the poisoner, locked for 0, 90
-//! and 365 days. The rounds run with one live status line; then a summary
-//! says what happened and the dashboard stays up until Ctrl-C.
+//! creator posts an MNIST task (the FedAvg paper's 2NN, label skew by a
+//! Dirichlet prior) with a reward pool; honest trainers, a poisoner (trains
+//! on flipped labels and boosts its update) and a free-rider (all-zero
+//! updates) train; two honest validators and one in league with the
+//! poisoner validate; three delegators back a trainer, a validator and,
+//! unknowingly, the poisoner, locked for 0, 90 and 365 days. Each client
+//! runs on a thread and runtime of its own and dials the coordinator itself,
+//! as a separate process would. The rounds run with one live status line;
+//! then a summary says what happened and the dashboard stays up until Ctrl-C.
 
 mod cast;
 mod summary;
@@ -18,6 +20,7 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail, ensure};
@@ -256,28 +259,30 @@ async fn demo(args: &Args, mnist: &Mnist, place: &Path) -> Result<()> {
     let (handle, shutdown) = Shutdown::new();
     let clients = start_clients(&net, &cast, task, mnist, args.seed, &shutdown)?;
 
-    let run = async {
-        summary::watch(&net.service, task, args.rounds).await;
-        Ok::<_, anyhow::Error>(())
+    let finished = tokio::select! {
+        finished = summary::watch(&net.service, task, args.rounds, &clients.live) => Some(finished),
+        () = stop_requested() => None,
     };
-    let stopped = tokio::select! {
-        watched = run => { watched?; false }
-        () = stop_requested() => true,
-    };
-    if stopped {
+    let Some(finished) = finished else {
         eprintln!("stopping: the clients leave, the coordinator stops; what was acknowledged is stored");
         handle.trigger();
         clients.finish().await;
         return net.stop().await;
-    }
+    };
     let reports = clients.finish().await;
-    summary::wait_for_promotion(&net.service, task).await;
+    if finished {
+        summary::wait_for_promotion(&net.service, task).await;
+    }
     let summary =
         Summary::collect(&net.service, &cast, task, &spec, &initial, &coordinator_images, &reports, net.http).await?;
     print!("{}", summary.render(started.elapsed()));
     if let Some(path) = &args.summary {
         let json = serde_json::to_string_pretty(&summary)?;
         std::fs::write(path, json).with_context(|| format!("writing the summary to {}", path.display()))?;
+    }
+    if !finished {
+        net.stop().await?;
+        bail!("every client stopped before the task finished (see above for why)");
     }
     drop(handle);
     if !args.exit {
@@ -343,14 +348,17 @@ pub(crate) struct Reports {
 type Pending<T> = tokio::sync::oneshot::Receiver<Result<T>>;
 
 /// Runs the client that `make` builds on a thread and runtime of its own,
-/// as if it were its own process (it dials the coordinator itself).
-fn on_own_thread<T, F, Fut>(name: &str, make: F) -> Result<Pending<T>>
+/// as if it were its own process (it dials the coordinator itself); `live`
+/// counts the clients still running.
+fn on_own_thread<T, F, Fut>(name: &str, live: &Arc<AtomicUsize>, make: F) -> Result<Pending<T>>
 where
     T: Send + 'static,
     F: FnOnce() -> Fut + Send + 'static,
     Fut: Future<Output = Result<T>>,
 {
     let (done, pending) = tokio::sync::oneshot::channel();
+    let live = live.clone();
+    live.fetch_add(1, Ordering::SeqCst);
     std::thread::Builder::new()
         .name(name.to_owned())
         .spawn(move || {
@@ -359,6 +367,7 @@ where
                 .build()
                 .context("starting a client's runtime")
                 .and_then(|runtime| runtime.block_on(make()));
+            live.fetch_sub(1, Ordering::SeqCst);
             let _ = done.send(result);
         })
         .with_context(|| format!("starting {name}"))?;
@@ -367,6 +376,8 @@ where
 
 /// The running clients.
 struct Clients {
+    /// How many are still running.
+    live: Arc<AtomicUsize>,
     honest: Vec<(String, Pending<()>)>,
     adversaries: Vec<(String, Pending<cast::Answers>)>,
     random: (String, Pending<usize>),
@@ -430,6 +441,7 @@ fn start_clients(
     shutdown: &Shutdown,
 ) -> Result<Clients> {
     let dial = Dial { addr: net.addr, fingerprint: net.fingerprint };
+    let live = Arc::new(AtomicUsize::new(0));
     let caches = tempfile::Builder::new().prefix("starling-demo-clients-").tempdir()?;
     let trainers: Vec<_> = cast.members.iter().filter(|m| m.part.trains()).collect();
     let mut data = split(&mnist.train, trainers.len(), seed)?.into_iter();
@@ -444,7 +456,7 @@ fn start_clients(
         let identity = member.identity.clone();
         let seed = seed ^ (i as u64 + 1).wrapping_mul(0x9E37_79B9);
         if member.part == Part::Trainer {
-            let pending = on_own_thread(&member.name, move || async move {
+            let pending = on_own_thread(&member.name, &live, move || async move {
                 let options = TrainerOptions { retry, poll, seed };
                 let client = TrainerClient::new(identity, dial.transport()?, &cache, Device::flex(), options)?;
                 client.run_task(task, &features, &mut Quiet, shutdown).await?;
@@ -455,7 +467,7 @@ fn start_clients(
             let poisoner = member.part == Part::Poisoner;
             let features = if poisoner { Features::new(&flipped(&share)?) } else { features };
             let attack = poisoner.then_some(POISON_BOOST);
-            let pending = on_own_thread(&member.name, move || async move {
+            let pending = on_own_thread(&member.name, &live, move || async move {
                 let session = Session::new(dial.transport()?, identity, retry, seed);
                 let blobs = BlobCache::open(cache.join("models"))?;
                 cast::adversarial_trainer(session, task, features, attack, blobs, shutdown).await
@@ -475,7 +487,7 @@ fn start_clients(
         if member.part == Part::Validator {
             let held_out = slices.next().context("two honest validators")?;
             let cache = caches.path().join(&member.name);
-            let pending = on_own_thread(&member.name, move || async move {
+            let pending = on_own_thread(&member.name, &live, move || async move {
                 let options = ValidatorOptions { retry, poll, seed, eval_batch: 500 };
                 let client = ValidatorClient::new(identity, dial.transport()?, &cache, Device::flex(), options)?;
                 client.run_task(task, &held_out, &mut Quiet, shutdown).await?;
@@ -484,7 +496,7 @@ fn start_clients(
             honest.push((member.name.clone(), pending));
         } else {
             let accomplice = cast.playing(Part::Poisoner).next().context("the demo has a poisoner")?.key();
-            let pending = on_own_thread(&member.name, move || async move {
+            let pending = on_own_thread(&member.name, &live, move || async move {
                 let session = Session::new(dial.transport()?, identity, retry, seed);
                 cast::colluding_validator(session, task, accomplice, shutdown).await
             })?;
@@ -492,5 +504,5 @@ fn start_clients(
         }
     }
     let random = random.context("one dishonest validator")?;
-    Ok(Clients { honest, adversaries, random, _caches: caches })
+    Ok(Clients { live, honest, adversaries, random, _caches: caches })
 }

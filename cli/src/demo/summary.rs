@@ -7,6 +7,7 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow};
@@ -24,9 +25,11 @@ use super::{HARM_THRESHOLD, Reports};
 use crate::coordinator::http::Service;
 use crate::units::star;
 
-/// Shows where the task stands until it finishes: one line redrawn on a
+/// Shows where the task stands until it finishes (or every client has
+/// stopped, which only a failure makes happen first): one line redrawn on a
 /// terminal, a line per phase otherwise.
-pub(super) async fn watch(service: &Service, task: TaskId, rounds: u32) {
+/// Returns whether the task finished.
+pub(super) async fn watch(service: &Service, task: TaskId, rounds: u32, live: &AtomicUsize) -> bool {
     let bar = crate::progress::interactive().then(|| {
         let bar = indicatif::ProgressBar::new_spinner();
         bar.enable_steady_tick(Duration::from_millis(120));
@@ -47,12 +50,13 @@ pub(super) async fn watch(service: &Service, task: TaskId, rounds: u32) {
                 }
             }
         }
-        if finished {
+        let stranded = !finished && live.load(Ordering::SeqCst) == 0;
+        if finished || stranded {
             if let Some(bar) = bar {
                 bar.finish_and_clear();
                 eprintln!("{line}");
             }
-            return;
+            return finished;
         }
     }
 }
@@ -106,6 +110,8 @@ async fn promoted(service: &Service, task: TaskId) -> Option<Market> {
 #[derive(Debug, Serialize)]
 pub(crate) struct Summary {
     pub(crate) task: TaskId,
+    /// Whether every round ran (a failed client can leave the task stuck).
+    pub(crate) finished: bool,
     pub(crate) model: String,
     /// The initial model's accuracy on the coordinator's held-out images.
     pub(crate) initial_accuracy: Option<f64>,
@@ -289,7 +295,7 @@ impl Summary {
             };
             slashes.push(Slash { name: member.name.clone(), part: member.part, round, amount: m.slashed, reason });
         }
-        slashes.sort_by_key(|s| (s.round, s.part.trains() as u8 ^ 1, s.name.clone()));
+        slashes.sort_by_key(|s| (s.part, s.name.clone(), s.round));
 
         let agreement: BTreeMap<PublicKey, f64> =
             detail.validators.iter().map(|v| (v.validator, v.agreement)).collect();
@@ -352,8 +358,10 @@ impl Summary {
             dishonest_validator: standings.iter().filter(|s| s.part == Part::DishonestValidator).all(|s| s.slashed > 0),
         };
         let audit = ledger.audit().await?;
+        let finished = detail.summary.phase == RoundPhase::Finished && detail.summary.round.get() + 1 >= spec.rounds;
         Ok(Self {
             task,
+            finished,
             model: spec.model.name.clone(),
             initial_accuracy,
             rounds,
@@ -379,8 +387,9 @@ impl Summary {
         let pct = |a: Option<f64>| a.map_or_else(|| "—".to_owned(), |a| format!("{:.1}%", 100.0 * a));
         let _ = writeln!(
             out,
-            "\n== task {} finished in {:.0} s: {} on non-IID MNIST",
+            "\n== task {} {} after {:.0} s: {} on non-IID MNIST",
             self.task,
+            if self.finished { "finished" } else { "did NOT finish" },
             took.as_secs_f64(),
             self.model
         );
@@ -426,8 +435,20 @@ impl Summary {
         if self.slashes.is_empty() {
             let _ = writeln!(out, "  nobody");
         }
+        // One line per participant and reason, with the rounds it covers.
+        let mut grouped: Vec<(&str, &str, Vec<u32>, u64)> = Vec::new();
         for s in &self.slashes {
-            let _ = writeln!(out, "  round {} {:<12} {:>15}  {}", s.round + 1, s.name, star(s.amount), s.reason);
+            match grouped.iter_mut().find(|(name, reason, ..)| *name == s.name && *reason == s.reason) {
+                Some((_, _, rounds, total)) => {
+                    rounds.push(s.round + 1);
+                    *total += s.amount;
+                }
+                None => grouped.push((&s.name, &s.reason, vec![s.round + 1], s.amount)),
+            }
+        }
+        for (name, reason, rounds, total) in grouped {
+            let rounds: Vec<String> = rounds.iter().map(u32::to_string).collect();
+            let _ = writeln!(out, "  {name:<12} {:>15} in round {}: {reason}", star(total), rounds.join(", "));
         }
         let _ = writeln!(out, "\ndelegators");
         for d in &self.delegators {

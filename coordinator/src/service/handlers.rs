@@ -132,8 +132,7 @@ fn check_norm(spec: &TaskSpec, squared: f64) -> Result<(), WireError> {
         return Err(refuse(
             ErrorCode::EmptyUpdate,
             format!(
-                "the update's L2 norm {norm:.3e} is below {MIN_UPDATE_NORM:e}: it changes nothing, and sending the \
-                 global model back unchanged is no contribution"
+                "the update's L2 norm {norm:.1e} is below {MIN_UPDATE_NORM:e}: an update that changes nothing is no contribution"
             ),
         ));
     }
