@@ -189,7 +189,7 @@ impl<T: Transport> ValidatorClient<T> {
                     last_seen = seen;
                 }
                 if round.phase == RoundPhase::Validating {
-                    let assignments = match self.assignments(&round, &mut shutdown).await {
+                    let assignments = match assignments(&self.session, &round, &mut shutdown).await {
                         Err(ClientError::ShutDown) => return Ok(report),
                         Err(error) => return Err(error.into()),
                         Ok(Outcome::Done(assignments)) => assignments,
@@ -226,42 +226,6 @@ impl<T: Transport> ValidatorClient<T> {
             let delay = poll.next_delay().unwrap_or(self.options.poll.max);
             if shutdown.sleep(delay).await {
                 return Ok(report);
-            }
-        }
-    }
-
-    /// Every assignment of `round`, page by page.
-    async fn assignments(
-        &self,
-        round: &RoundInfo,
-        shutdown: &mut Shutdown,
-    ) -> Result<Outcome<Vec<AssignmentInfo>>, ClientError> {
-        let mut all = Vec::new();
-        let mut after = None;
-        loop {
-            let read = ReadRequest::GetAssignments {
-                task: round.task,
-                round: round.round,
-                validator: self.session.public_key(),
-                after,
-            };
-            match self.session.read(read, shutdown).await? {
-                Outcome::Done(ResponseBody::Assignments(page)) => {
-                    all.extend(page.items);
-                    match page.next {
-                        // A coordinator whose `next` does not advance would loop forever.
-                        Some(next) if after.is_none_or(|previous| next > previous) => after = Some(next),
-                        Some(_) => {
-                            return Err(ClientError::UnexpectedAnswer {
-                                request: "get-assignments",
-                                answer: "a page that does not advance",
-                            });
-                        }
-                        None => return Ok(Outcome::Done(all)),
-                    }
-                }
-                Outcome::Done(other) => return Err(unexpected("get-assignments", &other)),
-                other => return Ok(other.map(|_| Vec::new())),
             }
         }
     }
@@ -338,6 +302,42 @@ impl<T: Transport> ValidatorClient<T> {
             let model = Model::from_tensors(kind, weights, &self.device)?;
             Ok(evaluate(&model, held_out, self.options.eval_batch, progress)?)
         })
+    }
+}
+
+/// Every assignment of `session`'s validator in `round`, page by page.
+pub async fn assignments<T: Transport>(
+    session: &Session<T>,
+    round: &RoundInfo,
+    shutdown: &mut Shutdown,
+) -> Result<Outcome<Vec<AssignmentInfo>>, ClientError> {
+    let mut all = Vec::new();
+    let mut after = None;
+    loop {
+        let read = ReadRequest::GetAssignments {
+            task: round.task,
+            round: round.round,
+            validator: session.public_key(),
+            after,
+        };
+        match session.read(read, shutdown).await? {
+            Outcome::Done(ResponseBody::Assignments(page)) => {
+                all.extend(page.items);
+                match page.next {
+                    // A coordinator whose `next` does not advance would loop forever.
+                    Some(next) if after.is_none_or(|previous| next > previous) => after = Some(next),
+                    Some(_) => {
+                        return Err(ClientError::UnexpectedAnswer {
+                            request: "get-assignments",
+                            answer: "a page that does not advance",
+                        });
+                    }
+                    None => return Ok(Outcome::Done(all)),
+                }
+            }
+            Outcome::Done(other) => return Err(unexpected("get-assignments", &other)),
+            other => return Ok(other.map(|_| Vec::new())),
+        }
     }
 }
 

@@ -13,5 +13,5 @@
 mod client;
 mod score;
 
-pub use client::{ScoredSubmission, ValidatorClient, ValidatorError, ValidatorOptions, ValidatorReport};
+pub use client::{ScoredSubmission, ValidatorClient, ValidatorError, ValidatorOptions, ValidatorReport, assignments};
 pub use score::{REJECTED_LOSS, Score};

@@ -15,16 +15,16 @@ use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use starling_models::train::{Features, Quiet, train_local};
 use starling_net::Identity;
-use starling_protocol::messages::ReadRequest;
 use starling_protocol::{
     NamedTensor, PublicKey, ResponseBody, Role, RoundInfo, RoundNumber, RoundPhase, SubmissionId, SubmitScore,
-    SubmitUpdate, TaskId, TaskInfo, WireError,
+    SubmitUpdate, TaskId, TaskInfo,
 };
 use starling_sim::Attack;
 use starling_trainer::{
     BlobCache, ClientError, Exchange, Outcome, Session, Shutdown, Transport, encode_update, model_kind, now_ms,
     run_blocking, train_config, unexpected,
 };
+use starling_validator::assignments;
 
 /// What a participant is in the story.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
@@ -147,12 +147,16 @@ impl Cast {
     }
 }
 
-/// How an adversarial trainer's uploads were answered, round by round.
-pub(crate) type Answers = Vec<(RoundNumber, Result<(), WireError>)>;
+/// Whether `error` is only the shutdown it was asked for.
+fn shut_down(error: &anyhow::Error) -> bool {
+    matches!(error.downcast_ref(), Some(ClientError::ShutDown))
+}
 
 /// An adversarial trainer: joins `task`, and in every round it is sampled
 /// for sends `attack` of what it trained on `data` (`None`: an all-zero
-/// update, without training). Ends when the task does, or on `shutdown`.
+/// update, without training). The coordinator's refusals are what it is
+/// here to get; what it got is read back from the coordinator's records.
+/// Ends when the task does, or on `shutdown`.
 pub(crate) async fn adversarial_trainer<T: Transport>(
     session: Session<T>,
     task: TaskId,
@@ -160,11 +164,10 @@ pub(crate) async fn adversarial_trainer<T: Transport>(
     attack: Option<Attack>,
     cache: BlobCache,
     mut shutdown: Shutdown,
-) -> Result<Answers> {
-    let mut answers = Answers::new();
+) -> Result<()> {
     let info = match session.join(task, Role::Trainer, &mut shutdown).await {
         Ok(Outcome::Done(info)) => info,
-        Ok(_) | Err(ClientError::ShutDown) => return Ok(answers),
+        Ok(_) | Err(ClientError::ShutDown) => return Ok(()),
         Err(error) => return Err(error.into()),
     };
     let me = session.public_key();
@@ -172,32 +175,32 @@ pub(crate) async fn adversarial_trainer<T: Transport>(
     loop {
         let round = match session.round(task, &mut shutdown).await {
             Ok(Outcome::Done(round)) => round,
-            Ok(Outcome::TaskOver) | Err(ClientError::ShutDown) => return Ok(answers),
+            Ok(Outcome::TaskOver) | Err(ClientError::ShutDown) => return Ok(()),
             Ok(Outcome::AlreadyDone | Outcome::Skip(_)) => None,
             Err(error) => return Err(error.into()),
         };
         if let Some(round) = round {
             if round.task_finished {
-                return Ok(answers);
+                return Ok(());
             }
             let open = round.phase == RoundPhase::Training && now_ms() < round.training_deadline_ms;
             if open && round.is_sampled(&me) && done.insert(round.round) {
                 match attack_round(&session, &info, &round, &data, attack, &cache, &mut shutdown).await {
-                    Ok(Some(answer)) => answers.push((round.round, answer)),
-                    Ok(None) | Err(ClientError::ShutDown) => return Ok(answers),
-                    Err(error) => return Err(error.into()),
+                    Ok(true) => continue,
+                    Ok(false) => return Ok(()),
+                    Err(error) if shut_down(&error) => return Ok(()),
+                    Err(error) => return Err(error),
                 }
-                continue;
             }
         }
         if shutdown.sleep(POLL).await {
-            return Ok(answers);
+            return Ok(());
         }
     }
 }
 
-/// Trains (unless free-riding), spoils the update and sends it; the
-/// coordinator's answer, or `None` when the task ended meanwhile.
+/// Trains (unless free-riding), spoils the update and sends it; `false`
+/// when the task ended meanwhile.
 async fn attack_round<T: Transport>(
     session: &Session<T>,
     info: &TaskInfo,
@@ -206,22 +209,20 @@ async fn attack_round<T: Transport>(
     attack: Option<Attack>,
     cache: &BlobCache,
     shutdown: &mut Shutdown,
-) -> Result<Option<Result<(), WireError>>, ClientError> {
+) -> Result<bool> {
     let spec = &info.spec;
     let global =
         match session.model(cache, round.global_model, &spec.model.tensors, spec.payload_limit, shutdown).await? {
             Outcome::Done(global) => global,
-            Outcome::Skip(error) => return Ok(Some(Err(error))),
-            Outcome::TaskOver | Outcome::AlreadyDone => return Ok(None),
+            Outcome::Skip(_) => return Ok(true),
+            Outcome::TaskOver | Outcome::AlreadyDone => return Ok(false),
         };
     let delta: Vec<NamedTensor> = match attack {
         Some(attack) => {
-            let kind = model_kind(spec).map_err(io_error)?;
             let config = train_config(spec, u64::from(round.round.get()));
             let device = Device::flex();
-            let trained =
-                run_blocking(|| train_local(kind, &global, data, &config, &device, &mut Quiet)).map_err(io_error)?;
-            let mut delta = trained.delta;
+            let kind = model_kind(spec)?;
+            let mut delta = run_blocking(|| train_local(kind, &global, data, &config, &device, &mut Quiet))?.delta;
             for tensor in &mut delta {
                 attack.apply(&mut tensor.values, u64::from(round.round.get()));
             }
@@ -232,7 +233,7 @@ async fn attack_round<T: Transport>(
             .map(|t| NamedTensor::new(t.name.clone(), t.shape.clone(), vec![0.0; t.values.len()]))
             .collect(),
     };
-    let payload = encode_update(&spec.model.tensors, &delta).map_err(io_error)?;
+    let payload = encode_update(&spec.model.tensors, &delta)?;
     let message = SubmitUpdate {
         task: info.task,
         round: round.round,
@@ -242,90 +243,89 @@ async fn attack_round<T: Transport>(
         samples: data.len() as u64,
         train_loss: 0.5,
     };
-    // A refusal is what this client is here to get: it is the answer.
-    Ok(Some(match session.signed(&message, Exchange::SubmitUpdate, Some(payload.bytes()), shutdown).await {
-        Ok(Outcome::Done(ResponseBody::UpdateAccepted { .. }) | Outcome::AlreadyDone) => Ok(()),
-        Ok(Outcome::Done(other)) => return Err(unexpected("submit-update", &other)),
-        Ok(Outcome::Skip(error)) | Err(ClientError::Refused { error, .. }) => Err(error),
-        Ok(Outcome::TaskOver) => return Ok(None),
-        Err(error) => return Err(error),
-    }))
+    match session.signed(&message, Exchange::SubmitUpdate, Some(payload.bytes()), shutdown).await {
+        Ok(Outcome::TaskOver) => Ok(false),
+        Ok(Outcome::Done(ResponseBody::UpdateAccepted { .. }) | Outcome::AlreadyDone | Outcome::Skip(_)) => Ok(true),
+        Ok(Outcome::Done(other)) => Err(unexpected("submit-update", &other).into()),
+        // Refused as invalid: the expected answer.
+        Err(ClientError::Refused { .. }) => Ok(true),
+        Err(error) => Err(error.into()),
+    }
 }
 
 /// A dishonest validator in league with `accomplice`: joins `task` and,
 /// evaluating nothing, scores the accomplice's every update 100% and
 /// everyone else's 0%, to get its friend paid and the competition slashed.
-/// Returns how many scores the coordinator took.
 pub(crate) async fn colluding_validator<T: Transport>(
     session: Session<T>,
     task: TaskId,
     accomplice: PublicKey,
     mut shutdown: Shutdown,
-) -> Result<usize> {
+) -> Result<()> {
     match session.join(task, Role::Validator, &mut shutdown).await {
         Ok(Outcome::Done(_)) => {}
-        Ok(_) | Err(ClientError::ShutDown) => return Ok(0),
+        Ok(_) | Err(ClientError::ShutDown) => return Ok(()),
         Err(error) => return Err(error.into()),
     }
-    let me = session.public_key();
     let mut scored: HashSet<SubmissionId> = HashSet::new();
     loop {
         let round = match session.round(task, &mut shutdown).await {
             Ok(Outcome::Done(round)) => round,
-            Ok(Outcome::TaskOver) | Err(ClientError::ShutDown) => return Ok(scored.len()),
+            Ok(Outcome::TaskOver) | Err(ClientError::ShutDown) => return Ok(()),
             Ok(Outcome::AlreadyDone | Outcome::Skip(_)) => None,
             Err(error) => return Err(error.into()),
         };
-        if let Some(round) = round {
-            if round.task_finished && round.phase != RoundPhase::Validating {
-                return Ok(scored.len());
+        if let Some(round) = round.as_ref().filter(|r| r.phase == RoundPhase::Validating) {
+            match collude(&session, round, accomplice, &mut scored, &mut shutdown).await {
+                Ok(true) => {}
+                Ok(false) | Err(ClientError::ShutDown) => return Ok(()),
+                Err(error) => return Err(error.into()),
             }
-            if round.phase == RoundPhase::Validating {
-                let mut after = None;
-                loop {
-                    let read = ReadRequest::GetAssignments { task, round: round.round, validator: me, after };
-                    let page = match session.read(read, &mut shutdown).await {
-                        Ok(Outcome::Done(ResponseBody::Assignments(page))) => page,
-                        Ok(Outcome::Done(other)) => return Err(unexpected("get-assignments", &other).into()),
-                        Ok(_) => break,
-                        Err(ClientError::ShutDown) => return Ok(scored.len()),
-                        Err(error) => return Err(error.into()),
-                    };
-                    let fresh: Vec<_> = page.items.iter().filter(|a| !scored.contains(&a.submission)).collect();
-                    for assignment in fresh {
-                        let friend = assignment.trainer == accomplice;
-                        let score = SubmitScore {
-                            task,
-                            round: round.round,
-                            submission: assignment.submission,
-                            accuracy: if friend { 1.0 } else { 0.0 },
-                            loss: if friend { 0.0 } else { 10.0 },
-                            improvement: if friend { 1.0 } else { -1.0 },
-                        };
-                        match session.signed(&score, Exchange::SubmitScore, None, &mut shutdown).await {
-                            Ok(Outcome::Done(_) | Outcome::AlreadyDone) => {
-                                scored.insert(assignment.submission);
-                            }
-                            Ok(Outcome::Skip(_)) => {}
-                            Ok(Outcome::TaskOver) | Err(ClientError::ShutDown) => return Ok(scored.len()),
-                            Err(error) => return Err(error.into()),
-                        }
-                    }
-                    match page.next {
-                        Some(next) if after.is_none_or(|previous| next > previous) => after = Some(next),
-                        _ => break,
-                    }
-                }
-            }
+        } else if round.as_ref().is_some_and(|r| r.task_finished) {
+            return Ok(());
         }
         if shutdown.sleep(POLL).await {
-            return Ok(scored.len());
+            return Ok(());
         }
     }
 }
 
-fn io_error(error: impl std::error::Error + Send + Sync + 'static) -> ClientError {
-    ClientError::Storage(std::io::Error::other(error))
+/// Scores every assignment of `round` not yet in `scored` the colluding
+/// way; `false` when the task ended meanwhile.
+async fn collude<T: Transport>(
+    session: &Session<T>,
+    round: &RoundInfo,
+    accomplice: PublicKey,
+    scored: &mut HashSet<SubmissionId>,
+    shutdown: &mut Shutdown,
+) -> Result<bool, ClientError> {
+    let assignments = match assignments(session, round, shutdown).await? {
+        Outcome::Done(assignments) => assignments,
+        Outcome::TaskOver => return Ok(false),
+        Outcome::AlreadyDone | Outcome::Skip(_) => return Ok(true),
+    };
+    for assignment in assignments {
+        if scored.contains(&assignment.submission) {
+            continue;
+        }
+        let friend = assignment.trainer == accomplice;
+        let score = SubmitScore {
+            task: round.task,
+            round: round.round,
+            submission: assignment.submission,
+            accuracy: if friend { 1.0 } else { 0.0 },
+            loss: if friend { 0.0 } else { 10.0 },
+            improvement: if friend { 1.0 } else { -1.0 },
+        };
+        match session.signed(&score, Exchange::SubmitScore, None, shutdown).await? {
+            Outcome::Done(_) | Outcome::AlreadyDone => {
+                scored.insert(assignment.submission);
+            }
+            Outcome::Skip(_) => {}
+            Outcome::TaskOver => return Ok(false),
+        }
+    }
+    Ok(true)
 }
 
 /// How often the adversaries look for work.

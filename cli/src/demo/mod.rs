@@ -126,8 +126,7 @@ pub(crate) fn run(args: Args) -> Result<()> {
 /// The running coordinator and how to reach it.
 struct Network {
     service: http::Service,
-    addr: SocketAddr,
-    fingerprint: starling_net::Fingerprint,
+    dial: Dial,
     endpoint: starling_net::quinn::Endpoint,
     http: SocketAddr,
     stop_http: tokio::sync::watch::Sender<bool>,
@@ -165,13 +164,13 @@ impl Network {
         let (http, http_task) = http::start(&service, http_addr, stopped)
             .await
             .with_context(|| format!("serving the dashboard on {http_addr}; pick another with --http-addr"))?;
-        Ok(Self { service, addr, fingerprint: identity.fingerprint(), endpoint, http, stop_http, http_task })
+        let dial = Dial { addr, fingerprint: identity.fingerprint() };
+        Ok(Self { service, dial, endpoint, http, stop_http, http_task })
     }
 
     /// A wallet-like client for the set-up requests (call inside the runtime).
     fn client(&self) -> Result<Client> {
-        let dial = Dial { addr: self.addr, fingerprint: self.fingerprint };
-        Ok(Client::over(dial.transport()?, self.addr.to_string()))
+        Ok(Client::over(self.dial.transport()?, self.dial.addr.to_string()))
     }
 
     async fn stop(self) -> Result<()> {
@@ -213,8 +212,7 @@ fn task_spec(rounds: u32) -> Result<TaskSpec> {
 /// of its own size.
 fn split(train: &Dataset, trainers: usize, seed: u64) -> Result<Vec<Dataset>> {
     let head = train.subset(&(0..trainers * IMAGES_PER_TRAINER).collect::<Vec<_>>());
-    let labels: Vec<u8> = (0..head.len()).map(|i| head.label(i)).collect();
-    let parts = partition::dirichlet(&labels, head.classes(), trainers, DIRICHLET_ALPHA, seed)?;
+    let parts = partition::dirichlet(head.labels(), head.classes(), trainers, DIRICHLET_ALPHA, seed)?;
     ensure!(parts.iter().all(|p| !p.is_empty()), "the split left a trainer without data; try another --seed");
     Ok(parts.iter().map(|part| head.subset(part)).collect())
 }
@@ -248,8 +246,8 @@ async fn demo(args: &Args, mnist: &Mnist, place: &Path) -> Result<()> {
     let net = Network::start(place, &cast, &coordinator_images, args.http_addr).await?;
     println!(
         "coordinator on quic://{} (certificate {}), dashboard on http://{}/, state in {}",
-        net.addr,
-        net.fingerprint,
+        net.dial.addr,
+        net.dial.fingerprint,
         net.http,
         place.display()
     );
@@ -269,12 +267,12 @@ async fn demo(args: &Args, mnist: &Mnist, place: &Path) -> Result<()> {
         clients.finish().await;
         return net.stop().await;
     };
-    let reports = clients.finish().await;
+    let failures = clients.finish().await;
     if finished {
         summary::wait_for_promotion(&net.service, task).await;
     }
     let summary =
-        Summary::collect(&net.service, &cast, task, &spec, &initial, &coordinator_images, &reports, net.http).await?;
+        Summary::collect(&net.service, &cast, task, &spec, &initial, &coordinator_images, failures, net.http).await?;
     print!("{}", summary.render(started.elapsed()));
     if let Some(path) = &args.summary {
         let json = serde_json::to_string_pretty(&summary)?;
@@ -333,16 +331,8 @@ async fn set_up(net: &Network, cast: &Cast, spec: &TaskSpec) -> Result<(TaskId, 
     Ok((task, model.into_bytes()))
 }
 
-/// What each client reported when the task ended.
-#[derive(Debug, Default)]
-pub(crate) struct Reports {
-    /// Per adversarial trainer (by name): its uploads and their answers.
-    pub(crate) adversaries: Vec<(String, cast::Answers)>,
-    /// Scores the dishonest validator got in.
-    pub(crate) dishonest_scores: usize,
-    /// Clients that stopped with an error, with it.
-    pub(crate) failures: Vec<(String, String)>,
-}
+/// Clients that stopped with an error: each one's name and the error.
+pub(crate) type Failures = Vec<(String, String)>;
 
 /// A client's result, once its thread ends.
 type Pending<T> = tokio::sync::oneshot::Receiver<Result<T>>;
@@ -378,38 +368,23 @@ where
 struct Clients {
     /// How many are still running.
     live: Arc<AtomicUsize>,
-    honest: Vec<(String, Pending<()>)>,
-    adversaries: Vec<(String, Pending<cast::Answers>)>,
-    random: (String, Pending<usize>),
+    running: Vec<(String, Pending<()>)>,
     _caches: tempfile::TempDir,
 }
 
 impl Clients {
-    /// Waits for every client to end and gathers what they report.
-    async fn finish(self) -> Reports {
-        let mut reports = Reports::default();
-        for (name, pending) in self.honest {
-            if let Err(error) = joined(pending).await {
-                reports.failures.push((name, format!("{error:#}")));
+    /// Waits for every client to end; the ones that failed, and why.
+    async fn finish(self) -> Failures {
+        let mut failures = Failures::new();
+        for (name, pending) in self.running {
+            match pending.await {
+                Ok(Ok(())) => {}
+                Ok(Err(error)) => failures.push((name, format!("{error:#}"))),
+                Err(_) => failures.push((name, "its thread panicked".to_owned())),
             }
         }
-        for (name, pending) in self.adversaries {
-            match joined(pending).await {
-                Ok(answers) => reports.adversaries.push((name, answers)),
-                Err(error) => reports.failures.push((name, format!("{error:#}"))),
-            }
-        }
-        let (name, pending) = self.random;
-        match joined(pending).await {
-            Ok(count) => reports.dishonest_scores = count,
-            Err(error) => reports.failures.push((name, format!("{error:#}"))),
-        }
-        reports
+        failures
     }
-}
-
-async fn joined<T>(pending: Pending<T>) -> Result<T> {
-    pending.await.context("the client's thread panicked")?
 }
 
 /// How a client reaches the coordinator: dialled from its own runtime.
@@ -440,14 +415,13 @@ fn start_clients(
     seed: u64,
     shutdown: &Shutdown,
 ) -> Result<Clients> {
-    let dial = Dial { addr: net.addr, fingerprint: net.fingerprint };
+    let dial = net.dial;
     let live = Arc::new(AtomicUsize::new(0));
     let caches = tempfile::Builder::new().prefix("starling-demo-clients-").tempdir()?;
     let trainers: Vec<_> = cast.members.iter().filter(|m| m.part.trains()).collect();
     let mut data = split(&mnist.train, trainers.len(), seed)?.into_iter();
     let (retry, poll) = options();
-    let mut honest = Vec::new();
-    let mut adversaries = Vec::new();
+    let mut running = Vec::new();
     for (i, member) in trainers.into_iter().enumerate() {
         let share = data.next().context("one share of the data per trainer")?;
         let features = Features::new(&share);
@@ -462,7 +436,7 @@ fn start_clients(
                 client.run_task(task, &features, &mut Quiet, shutdown).await?;
                 Ok(())
             })?;
-            honest.push((member.name.clone(), pending));
+            running.push((member.name.clone(), pending));
         } else {
             let poisoner = member.part == Part::Poisoner;
             let features = if poisoner { Features::new(&flipped(&share)?) } else { features };
@@ -472,14 +446,13 @@ fn start_clients(
                 let blobs = BlobCache::open(cache.join("models"))?;
                 cast::adversarial_trainer(session, task, features, attack, blobs, shutdown).await
             })?;
-            adversaries.push((member.name.clone(), pending));
+            running.push((member.name.clone(), pending));
         }
     }
     let mut slices = (0..2).map(|k| {
         let range = k * IMAGES_PER_VALIDATOR..(k + 1) * IMAGES_PER_VALIDATOR;
         Features::new(&mnist.test.subset(&range.collect::<Vec<_>>()))
     });
-    let mut random = None;
     for (i, member) in cast.members.iter().filter(|m| m.part.validates()).enumerate() {
         let shutdown = shutdown.clone();
         let identity = member.identity.clone();
@@ -493,16 +466,15 @@ fn start_clients(
                 client.run_task(task, &held_out, &mut Quiet, shutdown).await?;
                 Ok(())
             })?;
-            honest.push((member.name.clone(), pending));
+            running.push((member.name.clone(), pending));
         } else {
             let accomplice = cast.playing(Part::Poisoner).next().context("the demo has a poisoner")?.key();
             let pending = on_own_thread(&member.name, &live, move || async move {
                 let session = Session::new(dial.transport()?, identity, retry, seed);
                 cast::colluding_validator(session, task, accomplice, shutdown).await
             })?;
-            random = Some((member.name.clone(), pending));
+            running.push((member.name.clone(), pending));
         }
     }
-    let random = random.context("one dishonest validator")?;
-    Ok(Clients { live, honest, adversaries, random, _caches: caches })
+    Ok(Clients { live, running, _caches: caches })
 }

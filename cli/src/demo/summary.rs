@@ -20,8 +20,8 @@ use starling_protocol::{PublicKey, RoundNumber, RoundPhase, TaskId, TaskSpec};
 use starling_staking::{EntryKind, LedgerStore, PageRequest};
 use starling_web::{ReadModel, TaskDetail};
 
+use super::HARM_THRESHOLD;
 use super::cast::{Cast, Part};
-use super::{HARM_THRESHOLD, Reports};
 use crate::coordinator::http::Service;
 use crate::units::star;
 
@@ -215,7 +215,7 @@ impl Summary {
         spec: &TaskSpec,
         initial: &[u8],
         held_out: &Dataset,
-        reports: &Reports,
+        client_failures: super::Failures,
         http: SocketAddr,
     ) -> Result<Self> {
         let detail = service.task(task).await.map_err(|e| anyhow!("reading the task: {e}"))?.context("no task")?;
@@ -377,7 +377,7 @@ impl Summary {
                 balanced: audit.held == audit.issued,
             },
             dashboard: format!("http://{http}/tasks/{task}"),
-            client_failures: reports.failures.clone(),
+            client_failures,
         })
     }
 
