@@ -88,10 +88,14 @@ async fn ingest(updates: &[Vec<u8>], parallel: usize) -> f64 {
     let trainers: Vec<_> = (0..updates.len()).map(|i| identity(100 + i as u64)).collect();
     let validator = identity(2);
     fund(&t, &place.admin, &validator, 100 * STAR, Some((Role::Validator, 10 * STAR))).await;
+    // Everyone is funded before the task exists, so that all the joins
+    // (quick) fall inside its join window even on a loaded machine.
+    for trainer in &trainers {
+        fund(&t, &place.admin, trainer, 100 * STAR, Some((Role::Trainer, 10 * STAR))).await;
+    }
     let (task, _) = create_task_with(&t, &creator, spec.clone(), ModelKind::Cnn).await;
     call(&t, &validator, &starling_protocol::JoinTask { task, role: Role::Validator }).await.unwrap();
     for trainer in &trainers {
-        fund(&t, &place.admin, trainer, 100 * STAR, Some((Role::Trainer, 10 * STAR))).await;
         call(&t, trainer, &starling_protocol::JoinTask { task, role: Role::Trainer }).await.unwrap();
     }
     let info = loop {
@@ -102,6 +106,7 @@ async fn ingest(updates: &[Vec<u8>], parallel: usize) -> f64 {
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     };
+    assert_eq!(info.sampled_trainers.len(), trainers.len(), "every trainer joined within the join window");
     // Each trainer signs its update (hashing its 6.65 MB) before the clock
     // starts, as it does once training ends: what is timed is the upload
     // and the coordinator's side.
@@ -152,7 +157,8 @@ async fn raw(updates: &[Vec<u8>], parallel: usize) -> f64 {
 
 async fn upload_one(t: &starling_trainer::QuicTransport, request: &starling_protocol::Request, bytes: &[u8]) {
     let answer = t.upload(request, bytes).await.unwrap();
-    assert!(matches!(answer.into_result(), Ok(ResponseBody::UpdateAccepted { .. })));
+    let answer = answer.into_result();
+    assert!(matches!(answer, Ok(ResponseBody::UpdateAccepted { .. })), "the upload was not accepted: {answer:?}");
 }
 
 async fn send_one(connection: &Connection, bytes: &[u8]) {
