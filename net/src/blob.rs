@@ -124,13 +124,28 @@ async fn read_announced(recv: &mut RecvStream, max_len: u64) -> Result<u64, Blob
     Ok(announced)
 }
 
+/// The alignment of the pieces [`recv_blob_pieces`] hands out: a page, what
+/// direct I/O (`O_DIRECT`) asks of a buffer's address and length.
+pub const PIECE_ALIGN: usize = 4096;
+
+/// A buffer for one piece of `len` bytes whose first byte will sit at a
+/// [`PIECE_ALIGN`]-aligned address, and where that is: `PIECE_ALIGN` bytes
+/// more are allocated, and the piece is handed out as a slice of them.
+fn aligned_buffer(len: usize) -> (Vec<u8>, usize) {
+    let mut buffer: Vec<u8> = Vec::with_capacity(len + PIECE_ALIGN);
+    let start = buffer.as_ptr().align_offset(PIECE_ALIGN).min(PIECE_ALIGN);
+    buffer.resize(start, 0);
+    (buffer, start)
+}
+
 /// Receives one blob of at most `max_len` bytes from `recv`, handing it to
-/// `each` in pieces of at least [`STAGING`] bytes (but the last) as they
-/// arrive, and returns
-/// its length. Unlike [`recv_blob`] it does **not** hash: for a caller that
-/// hashes where it stores (say, on another thread), so the bytes are hashed
-/// once. The same refusals as [`recv_blob`] otherwise; an error from `each`
-/// stops the stream with [`REFUSED`] and is returned as is.
+/// `each` in pieces as they arrive, and returns its length. Every piece but
+/// the last is exactly [`STAGING`] bytes (256 KiB) and starts at a
+/// [`PIECE_ALIGN`]-aligned address, so a sink may write it with direct I/O.
+/// Unlike [`recv_blob`] it does **not** hash: for a caller that hashes where
+/// it stores, so the bytes are hashed once. The same refusals as
+/// [`recv_blob`] otherwise; an error from `each` stops the stream with
+/// [`REFUSED`] and is returned as is.
 pub async fn recv_blob_pieces(
     recv: &mut RecvStream,
     max_len: u64,
@@ -138,12 +153,14 @@ pub async fn recv_blob_pieces(
 ) -> Result<u64, BlobError> {
     let announced = read_announced(recv, max_len).await?;
     let piece = STAGING.min(usize::try_from(announced).unwrap_or(usize::MAX));
-    let mut staged: Vec<u8> = Vec::with_capacity(piece);
+    let (mut staged, mut start) = aligned_buffer(piece);
     let mut chunks: [Bytes; CHUNKS_PER_READ] = std::array::from_fn(|_| Bytes::new());
     let mut received: u64 = 0;
-    let mut hand = |staged: &mut Vec<u8>, recv: &mut RecvStream| {
-        let full = std::mem::replace(staged, Vec::with_capacity(piece));
-        each(Bytes::from(full)).inspect_err(|_| {
+    let mut hand = |staged: &mut Vec<u8>, start: &mut usize, recv: &mut RecvStream| {
+        let (next, next_start) = aligned_buffer(piece);
+        let full = Bytes::from(std::mem::replace(staged, next)).slice(*start..);
+        *start = next_start;
+        each(full).inspect_err(|_| {
             let _ = recv.stop(REFUSED);
         })
     };
@@ -154,17 +171,23 @@ pub async fn recv_blob_pieces(
                 let _ = recv.stop(REFUSED);
                 return Err(BlobError::TrailingBytes { announced });
             }
-            staged.extend_from_slice(&bytes);
-            if staged.len() >= piece {
-                hand(&mut staged, recv)?;
+            let mut rest = &bytes[..];
+            while !rest.is_empty() {
+                let room = piece - (staged.len() - start);
+                let (now, later) = rest.split_at(room.min(rest.len()));
+                staged.extend_from_slice(now);
+                rest = later;
+                if staged.len() - start == piece {
+                    hand(&mut staged, &mut start, recv)?;
+                }
             }
         }
     }
     if received < announced {
         return Err(BlobError::Truncated { announced, received });
     }
-    if !staged.is_empty() {
-        hand(&mut staged, recv)?;
+    if staged.len() > start {
+        hand(&mut staged, &mut start, recv)?;
     }
     Ok(announced)
 }
@@ -300,11 +323,13 @@ mod tests {
         .unwrap();
         assert_eq!(len, data.len() as u64);
         assert_eq!(pieces.concat(), data);
-        // Pieces are gathered to at least the staging size (a packet may
-        // carry them a little past it); only the last is shorter.
+        // Pieces are exactly the staging size, but the last, and each starts
+        // on a page, as direct I/O wants.
         let (last, full) = pieces.split_last().unwrap();
-        assert!(full.iter().all(|p| (STAGING..STAGING + 64 * 1024).contains(&p.len())), "{pieces:?}");
-        assert!(!last.is_empty() && last.len() <= STAGING + 64 * 1024);
+        assert_eq!(full.len(), 3);
+        assert!(full.iter().all(|p| p.len() == STAGING), "{pieces:?}");
+        assert_eq!(last.len(), 12_345);
+        assert!(pieces.iter().all(|p| p.as_ptr().align_offset(PIECE_ALIGN) == 0));
         drop(recv);
         sending.await.unwrap();
     }

@@ -35,7 +35,7 @@ mod test_support;
 mod tls;
 mod trust;
 
-pub use blob::{BlobError, recv_blob, recv_blob_pieces, send_blob};
+pub use blob::{BlobError, PIECE_ALIGN, recv_blob, recv_blob_pieces, send_blob};
 pub use endpoint::{
     ClientEndpoint, ConnectError, EndpointError, client_endpoint, connect, connect_addr, server_config, server_endpoint,
 };
