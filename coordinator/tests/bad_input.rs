@@ -256,6 +256,14 @@ async fn bad_requests_are_refused_by_type_and_change_nothing() {
     let short = SubmitUpdate { update_len: small.len() as u64 - 4, ..update(&small) };
     assert_eq!(upload(&trainer, short, small.clone()).await, ErrorCode::LengthMismatch);
     assert_eq!(net.service.store().submissions(task, info.round).await.unwrap(), [], "nothing recorded yet");
+    // The artifact store failing under an upload (its directory of uploads
+    // in progress gone): an internal error, not the trainer's fault, and
+    // nothing recorded; the trainer may send again once the store is back.
+    let uploads = place.dir.path().join("artifacts").join("tmp");
+    std::fs::remove_dir(&uploads).unwrap();
+    assert_eq!(upload(&trainer, update(&small), small.clone()).await, ErrorCode::Internal);
+    std::fs::create_dir(&uploads).unwrap();
+    assert_eq!(net.service.store().submissions(task, info.round).await.unwrap(), [], "nothing recorded");
     // A wrong shape is the trainer's one (invalid) submission of the round; a second is a duplicate.
     let mut wrong = spec.clone();
     wrong.model.tensors[0].shape = vec![784, 9];

@@ -2,16 +2,24 @@
 //! writer takes from a queue.
 
 use bytes::Bytes;
+use starling_protocol::ContentHash;
 use tokio::sync::mpsc;
 
 use super::ArtifactError;
 
 /// The queue an upload's chunks go through to its writer, with the upload's
-/// length rule: past `max_len` a chunk is refused and the queue closed.
+/// length rule (past `max_len` a chunk is refused and the queue closed), and
+/// the hash of what went through it.
+///
+/// The hash is taken here, on the caller's thread, as each chunk is queued:
+/// a chunk just received is still in that core's cache, and a thread of its
+/// own would cost a hand-off per chunk and read every byte again from
+/// memory. BLAKE3 takes about 0.1 ms for a 256 KiB chunk.
 #[derive(Debug)]
 pub(super) struct ChunkQueue {
     /// `None` once closed: after a failure, or when the upload finishes.
     queue: Option<mpsc::UnboundedSender<Bytes>>,
+    hasher: blake3::Hasher,
     written: u64,
     max_len: u64,
 }
@@ -20,7 +28,7 @@ impl ChunkQueue {
     /// A queue of at most `max_len` bytes, and the writer's end of it.
     pub(super) fn new(max_len: u64) -> (Self, mpsc::UnboundedReceiver<Bytes>) {
         let (queue, chunks) = mpsc::unbounded_channel();
-        (Self { queue: Some(queue), written: 0, max_len }, chunks)
+        (Self { queue: Some(queue), hasher: blake3::Hasher::new(), written: 0, max_len }, chunks)
     }
 
     /// Queues `chunk` ([`ArtifactUpload::feed`](super::ArtifactUpload::feed)'s
@@ -34,6 +42,7 @@ impl ChunkQueue {
             self.queue = None;
             return Err(ArtifactError::TooLarge { max_len: self.max_len, received });
         }
+        self.hasher.update(&chunk);
         if queue.send(chunk).is_err() {
             // The writer stopped on an error; the commit reports it.
             self.queue = None;
@@ -41,6 +50,11 @@ impl ChunkQueue {
         }
         self.written = received;
         Ok(())
+    }
+
+    /// The hash of the bytes queued so far.
+    pub(super) fn hash(&self) -> ContentHash {
+        ContentHash::from_bytes(*self.hasher.finalize().as_bytes())
     }
 
     /// Bytes queued so far.

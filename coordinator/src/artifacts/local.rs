@@ -1,12 +1,20 @@
 //! [`LocalArtifacts`]: blobs as files in a directory.
 //!
-//! Layout: `<root>/ab/cd/<hex>` for a hash whose hex starts `abcd` (two
-//! levels of 256 directories keep any one directory small), and
-//! `<root>/tmp/` for uploads in progress. An upload writes a temporary file
-//! there, checks length and hash, fsyncs it, renames it to its final path
-//! (atomic: `tmp/` is in the same file system) and fsyncs the directories
-//! whose entries changed, so a blob under its name is always whole and
-//! survives a crash once committed.
+//! Layout: `<root>/ab/<hex>` for a hash whose hex starts `ab` (256 shard
+//! directories, all made when the store opens; a million blobs are ~4,000 a
+//! directory), and `<root>/tmp/` for uploads in progress. An upload writes a
+//! temporary file there, checks length and hash, fsyncs it, renames it to
+//! its final path (atomic: `tmp/` is in the same file system) and fsyncs the
+//! shard directory, so a blob under its name is always whole and survives a
+//! crash once committed.
+//!
+//! The shards are one level deep and made in advance because on a file
+//! system a directory made for a blob costs a sync of its own: with two
+//! levels (`ab/cd/`, 65,536 shards, the layout of earlier versions, which
+//! [`LocalArtifacts::open`] moves into this one) nearly every one of a
+//! store's first hundred thousand uploads made a directory, and its commit
+//! took three directory syncs instead of one (1.2 ms instead of 0.3 ms on
+//! the development machine's ext4).
 
 use std::io::{self, Write as _};
 use std::path::{Path, PathBuf};
@@ -36,11 +44,13 @@ pub struct LocalArtifacts {
 }
 
 impl LocalArtifacts {
-    /// Opens the store in `dir`, creating it if missing.
+    /// Opens the store in `dir`, creating it and its shard directories if
+    /// missing, and moving blobs stored in the two-level layout of earlier
+    /// versions (`ab/cd/<hex>`) into this one.
     pub async fn open(dir: impl Into<PathBuf>) -> Result<Self, ArtifactError> {
         let root = dir.into();
-        let tmp = root.join(TMP);
-        tokio::fs::create_dir_all(&tmp).await.map_err(ArtifactError::io("creating", &tmp))?;
+        let prepared = root.clone();
+        blocking(move || prepare(&prepared)).await?;
         Ok(Self { root: Arc::new(root) })
     }
 
@@ -49,10 +59,10 @@ impl LocalArtifacts {
         &self.root
     }
 
-    /// Where the blob `hash` lives: `<root>/ab/cd/<hex>`.
+    /// Where the blob `hash` lives: `<root>/ab/<hex>`.
     fn path(&self, hash: &ContentHash) -> PathBuf {
         let hex = hash.to_string();
-        self.root.join(&hex[0..2]).join(&hex[2..4]).join(hex)
+        self.root.join(&hex[0..2]).join(hex)
     }
 
     /// Deletes temporary files of uploads last written more than `older_than`
@@ -84,6 +94,83 @@ impl LocalArtifacts {
     }
 }
 
+/// The file that says a store has this layout: once it exists, opening
+/// skips looking for blobs in the earlier one.
+pub(super) const LAYOUT: &str = "LAYOUT";
+
+/// What [`LAYOUT`] holds.
+pub(super) const LAYOUT_TEXT: &str = "one level of 256 shards: ab/<hex>\n";
+
+/// Makes `root`, `root/tmp` and the 256 shard directories where missing,
+/// moves blobs of the two-level layout up into their shard unless
+/// [`LAYOUT`] says that was done, and syncs `root` if it changed.
+fn prepare(root: &Path) -> Result<(), ArtifactError> {
+    let tmp = root.join(TMP);
+    std::fs::create_dir_all(&tmp).map_err(ArtifactError::io("creating", &tmp))?;
+    let mut changed = false;
+    let mut existing = Vec::new();
+    for n in 0..=u8::MAX {
+        let shard = root.join(format!("{n:02x}"));
+        match std::fs::create_dir(&shard) {
+            Ok(()) => changed = true,
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => existing.push(shard),
+            Err(e) => return Err(ArtifactError::io("creating", shard)(e)),
+        }
+    }
+    let layout = root.join(LAYOUT);
+    if !layout.try_exists().map_err(ArtifactError::io("inspecting", &layout))? {
+        for shard in &existing {
+            migrate_shard(shard)?;
+        }
+        let mut file = std::fs::File::create(&layout).map_err(ArtifactError::io("creating", &layout))?;
+        file.write_all(LAYOUT_TEXT.as_bytes()).map_err(ArtifactError::io("writing", &layout))?;
+        file.sync_all().map_err(ArtifactError::io("syncing", &layout))?;
+        changed = true;
+    }
+    if changed {
+        sync_dir(root)?;
+    }
+    Ok(())
+}
+
+/// Moves every blob of `shard`'s second-level directories (`ab/cd/<hex>`,
+/// the earlier layout) up into `shard` (`ab/<hex>`), syncs it, and removes
+/// the emptied directories. A crash part-way leaves each blob under one name
+/// or the other, whole (a rename is atomic), and the next open goes on; a
+/// blob another process moved meanwhile is skipped.
+fn migrate_shard(shard: &Path) -> Result<(), ArtifactError> {
+    let listed = |dir: &Path| -> Result<Vec<(PathBuf, bool)>, ArtifactError> {
+        let mut entries = Vec::new();
+        for entry in std::fs::read_dir(dir).map_err(ArtifactError::io("listing", dir))? {
+            let entry = entry.map_err(ArtifactError::io("listing", dir))?;
+            let is_dir = entry.file_type().map_err(ArtifactError::io("inspecting", entry.path()))?.is_dir();
+            entries.push((entry.path(), is_dir));
+        }
+        Ok(entries)
+    };
+    let legacy: Vec<PathBuf> = listed(shard)?.into_iter().filter(|(_, is_dir)| *is_dir).map(|(path, _)| path).collect();
+    if legacy.is_empty() {
+        return Ok(());
+    }
+    for dir in &legacy {
+        for (from, _) in listed(dir)? {
+            let to = shard.join(from.file_name().expect("a directory entry has a name"));
+            match std::fs::rename(&from, &to) {
+                Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(ArtifactError::io("moving", &from)(e)),
+                _ => {}
+            }
+        }
+    }
+    sync_dir(shard)?;
+    for dir in &legacy {
+        match std::fs::remove_dir(dir) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(ArtifactError::io("removing", dir)(e)),
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
 /// Runs blocking file-system work off the async threads.
 async fn blocking<T: Send + 'static>(
     work: impl FnOnce() -> Result<T, ArtifactError> + Send + 'static,
@@ -98,21 +185,14 @@ impl ArtifactStore for LocalArtifacts {
     type Reader = tokio::fs::File;
 
     async fn begin(&self, expected: ContentHash, max_len: u64) -> Result<LocalUpload, ArtifactError> {
-        let tmp = self.root.join(TMP);
-        let (file, temp) = blocking(move || {
-            let named = tempfile::Builder::new()
-                .prefix(".upload-")
-                .tempfile_in(&tmp)
-                .map_err(ArtifactError::io("creating a temporary file in", &tmp))?;
-            Ok(named.into_parts())
-        })
-        .await?;
-        let temp_path = Some(temp.to_path_buf());
+        // The writer makes the temporary file itself: nothing here waits
+        // for the file system, and the bytes that arrive meanwhile queue up.
+        let temp = self.root.join(TMP).join(upload_name());
         let (queue, chunks) = ChunkQueue::new(max_len);
         let finished = Arc::new(AtomicBool::new(false));
         let writer = {
-            let finished = finished.clone();
-            tokio::task::spawn_blocking(move || write_chunks(file, temp, chunks, finished))
+            let (temp, finished) = (temp.clone(), finished.clone());
+            tokio::task::spawn_blocking(move || write_chunks(temp, chunks, finished))
         };
         Ok(LocalUpload {
             root: self.root.clone(),
@@ -121,7 +201,7 @@ impl ArtifactStore for LocalArtifacts {
             queue,
             writer: Some(writer),
             finished,
-            temp_path,
+            temp_path: Some(temp),
         })
     }
 
@@ -191,11 +271,10 @@ fn not_found_or(hash: ContentHash, action: &'static str, path: &Path, error: io:
     }
 }
 
-/// An upload into a [`LocalArtifacts`]: a writer on the blocking pool takes
-/// the chunks from a queue, hashes them and writes them to the temporary
-/// file, syncing as it goes (see [`SYNC_EVERY`]), while the caller goes on
-/// receiving. Dropping the
-/// upload deletes its temporary file.
+/// An upload into a [`LocalArtifacts`]: each chunk is hashed as it is fed,
+/// and a writer on the blocking pool takes it from a queue and writes it to
+/// the temporary file, syncing as it goes (see [`SYNC_EVERY`]), while the
+/// caller goes on receiving. Dropping the upload deletes its temporary file.
 #[derive(Debug)]
 pub struct LocalUpload {
     root: Arc<PathBuf>,
@@ -203,71 +282,172 @@ pub struct LocalUpload {
     expected: ContentHash,
     /// The writer's queue.
     queue: ChunkQueue,
-    writer: Option<JoinHandle<Result<Written, ArtifactError>>>,
+    writer: Option<JoinHandle<Result<TempPath, ArtifactError>>>,
     /// Set by `commit` before it closes the queue: the writer syncs only then.
     finished: Arc<AtomicBool>,
     /// The temporary file, deleted on drop until `commit` takes charge of it.
     temp_path: Option<PathBuf>,
 }
 
-/// What the writer made of a finished upload: a synced temporary file and
-/// the hash of its bytes.
-#[derive(Debug)]
-struct Written {
-    temp: TempPath,
-    hash: ContentHash,
-}
-
 /// Bytes written between two syncs while an upload streams in. Syncing as
-/// the bytes arrive (on the writer's thread, while the network delivers the
-/// rest) leaves the final sync only the last few megabytes: on ext4 a 6.65 MB
-/// file synced once at the end waits ~9 ms, synced every 2 MiB ~0.1 ms at
-/// the end. Asking the kernel to start write-back early
-/// (`sync_file_range`) only brought that to ~7 ms: the final sync's wait is
-/// mostly the journal commit of the block allocation, which only a sync
-/// does.
+/// the bytes arrive (while the network delivers the rest) leaves the final
+/// sync only the last few megabytes: on ext4 a 6.65 MB file synced once at
+/// the end waits ~9 ms, synced every 2 MiB ~0.1 ms at the end. Asking the
+/// kernel to start write-back early (`sync_file_range`) only brought that
+/// to ~7 ms: the final sync's wait is mostly the journal commit of the block
+/// allocation, which only a sync does.
 const SYNC_EVERY: u64 = 2 << 20;
 
-/// The writer: appends every queued chunk to `file`, syncing every
-/// [`SYNC_EVERY`] bytes, while a second thread hashes the same chunks (the
-/// syncs block this one; the hash must not wait behind them). When the queue
-/// closes it syncs the rest, unless `finished` says the upload was abandoned
-/// (then the temporary file is deleted unsynced).
+/// A name for an upload's temporary file, unique among this process's
+/// uploads (a counter) and other processes' (the process id and a random
+/// number drawn once).
+fn upload_name() -> String {
+    use std::hash::{BuildHasher as _, Hasher as _};
+    static PROCESS: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let process = PROCESS.get_or_init(|| std::collections::hash_map::RandomState::new().build_hasher().finish());
+    format!(".upload-{}-{process:016x}-{}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed))
+}
+
+/// Address and length alignment of a direct write. A page: what Linux asks
+/// of `O_DIRECT` on every common file system and device.
+const DIRECT_ALIGN: usize = 4096;
+
+/// An upload's temporary file, open twice: for direct writes (`O_DIRECT`,
+/// where the file system takes them) and through the page cache.
+///
+/// A chunk that starts on a page, at an offset on one, and is whole pages
+/// long (every piece but the last of an upload arriving over the network:
+/// see `starling_net::recv_blob_pieces`) goes straight from its buffer to
+/// the device: no copy into the page cache, no pages to allocate, zero and
+/// later write back, which on the 2-core development machine was as much
+/// CPU as hashing the upload, taken from the network receive. Anything else
+/// (the short last piece, a chunk of [`ArtifactUpload::write`]) goes through
+/// the page cache, and so does everything after it, since its offsets are no
+/// longer aligned. A blob is read back rarely and once (a validator's fetch,
+/// the aggregation): not worth keeping in memory at the cost of the write.
+#[derive(Debug)]
+struct BlobFile {
+    direct: Option<std::fs::File>,
+    buffered: std::fs::File,
+    written: u64,
+}
+
+impl BlobFile {
+    /// Creates the file at `path` (mode 0600); where the file system does
+    /// not take direct I/O (tmpfs on older kernels), every write is buffered.
+    fn create(path: &Path) -> io::Result<Self> {
+        let mut options = std::fs::File::options();
+        options.write(true).create_new(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+        let buffered = options.open(path)?;
+        Ok(Self { direct: open_direct(path), buffered, written: 0 })
+    }
+
+    /// Appends `chunk`: directly if it is aligned and the file system
+    /// agrees, else through the page cache.
+    fn append(&mut self, chunk: &[u8]) -> io::Result<()> {
+        let aligned = chunk.as_ptr().align_offset(DIRECT_ALIGN) == 0
+            && chunk.len().is_multiple_of(DIRECT_ALIGN)
+            && self.written.is_multiple_of(DIRECT_ALIGN as u64);
+        let direct = if aligned { self.direct.as_ref() } else { None };
+        let written = match direct {
+            Some(file) => write_at(file, chunk, self.written),
+            None => Err(io::Error::from(io::ErrorKind::Unsupported)),
+        };
+        if written.is_err() {
+            // Unaligned, or refused as direct I/O (`EINVAL`): from here on
+            // through the page cache (a failure there is a real one).
+            self.direct = None;
+            write_at(&self.buffered, chunk, self.written)?;
+        }
+        self.written += chunk.len() as u64;
+        Ok(())
+    }
+
+    /// Makes everything appended so far durable.
+    fn sync(&self) -> io::Result<()> {
+        self.buffered.sync_data()
+    }
+}
+
+/// `file` opened again for direct writes, if this platform and file system
+/// have them.
+fn open_direct(path: &Path) -> Option<std::fs::File> {
+    #[cfg(target_os = "linux")]
+    {
+        let mut options = std::fs::File::options();
+        options.write(true);
+        std::os::unix::fs::OpenOptionsExt::custom_flags(&mut options, libc::O_DIRECT);
+        options.open(path).ok()
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        let _ = path;
+        None
+    }
+}
+
+/// Writes all of `bytes` at `offset` of `file`.
+fn write_at(file: &std::fs::File, bytes: &[u8], offset: u64) -> io::Result<()> {
+    #[cfg(unix)]
+    {
+        std::os::unix::fs::FileExt::write_all_at(file, bytes, offset)
+    }
+    #[cfg(not(unix))]
+    {
+        use std::io::Seek as _;
+        let mut file = file;
+        file.seek(io::SeekFrom::Start(offset))?;
+        file.write_all(bytes)
+    }
+}
+
+/// The writer: makes the temporary file `temp`, appends every queued chunk
+/// to it (the queue hashes them on the caller's side; see [`BlobFile`] for
+/// how), and every [`SYNC_EVERY`] bytes starts a sync on a thread of its
+/// own, so that writing goes on meanwhile and the writer is not behind the
+/// network when the last chunk comes (one sync at a time; a sync covers
+/// everything written before it began). When the queue closes it syncs the
+/// rest, unless `finished` says the upload was abandoned (then the
+/// temporary file is deleted unsynced).
 fn write_chunks(
-    mut file: std::fs::File,
-    temp: TempPath,
+    temp: PathBuf,
     mut queue: mpsc::UnboundedReceiver<Bytes>,
     finished: Arc<AtomicBool>,
-) -> Result<Written, ArtifactError> {
-    let (to_hasher, chunks) = std::sync::mpsc::channel::<Bytes>();
-    let written = std::thread::scope(|scope| {
-        let hashing = scope.spawn(move || {
-            let mut hasher = blake3::Hasher::new();
-            for chunk in chunks {
-                hasher.update(&chunk);
-            }
-            ContentHash::from_bytes(*hasher.finalize().as_bytes())
-        });
-        let (mut written, mut synced_to) = (0u64, 0u64);
+) -> Result<TempPath, ArtifactError> {
+    let mut file = BlobFile::create(&temp).map_err(ArtifactError::io("creating", &temp))?;
+    let temp = TempPath::try_from_path(&temp).map_err(ArtifactError::io("naming", &temp))?;
+    let failed = |action| ArtifactError::io(action, temp.to_path_buf());
+    let syncer = file.buffered.try_clone().map_err(failed("opening"))?;
+    let syncer = &syncer;
+    std::thread::scope(|scope| {
+        let joined = |sync: std::thread::ScopedJoinHandle<'_, io::Result<()>>| {
+            sync.join().expect("a sync does not panic").map_err(failed("syncing"))
+        };
+        let mut syncing: Option<std::thread::ScopedJoinHandle<'_, io::Result<()>>> = None;
+        let mut synced_to = 0u64;
         while let Some(chunk) = queue.blocking_recv() {
-            file.write_all(&chunk).map_err(ArtifactError::io("writing", temp.to_path_buf()))?;
-            written += chunk.len() as u64;
-            // The hasher outlives this loop: sending cannot fail.
-            let _ = to_hasher.send(chunk);
-            if written - synced_to >= SYNC_EVERY {
-                file.sync_data().map_err(ArtifactError::io("syncing", temp.to_path_buf()))?;
-                synced_to = written;
+            file.append(&chunk).map_err(failed("writing"))?;
+            if file.written - synced_to >= SYNC_EVERY && syncing.as_ref().is_none_or(|s| s.is_finished()) {
+                if let Some(done) = syncing.take() {
+                    joined(done)?;
+                }
+                syncing = Some(scope.spawn(move || syncer.sync_data()));
+                synced_to = file.written;
             }
         }
-        drop(to_hasher);
-        Ok::<_, ArtifactError>(hashing.join().expect("hashing does not panic"))
-    });
-    let hash = written?;
-    if !finished.load(Ordering::Acquire) {
-        return Err(ArtifactError::Discarded);
-    }
-    file.sync_data().map_err(ArtifactError::io("syncing", temp.to_path_buf()))?;
-    Ok(Written { temp, hash })
+        if !finished.load(Ordering::Acquire) {
+            return Err(ArtifactError::Discarded);
+        }
+        // The last sync runs alongside one still under way rather than
+        // after it: it waits for that one's pages either way, not for its
+        // cache flush too. Each reports its own error.
+        file.sync().map_err(failed("syncing"))?;
+        syncing.map_or(Ok(()), joined)
+    })?;
+    Ok(temp)
 }
 
 impl LocalUpload {
@@ -315,32 +495,38 @@ impl ArtifactUpload for LocalUpload {
     }
 
     async fn commit(mut self) -> Result<Stored, ArtifactError> {
-        let Some(writer) = self.writer.take() else { return Err(ArtifactError::Discarded) };
+        if self.writer.is_none() {
+            return Err(ArtifactError::Discarded);
+        }
         if !self.queue.is_open() {
             // A feed failed: report why the writer stopped, if it did.
-            let stopped = writer.await;
+            let stopped = self.writer.take().expect("checked above").await;
             self.temp_path = None;
             return match stopped {
                 Ok(Err(error)) => Err(error),
                 _ => Err(ArtifactError::Discarded),
             };
         }
+        let (expected, actual) = (self.expected, self.queue.hash());
+        if actual != expected {
+            // Closed without `finished`, the writer stops unsynced and
+            // deletes its file before `discard` returns.
+            self.discard().await;
+            return Err(ArtifactError::HashMismatch { expected, actual });
+        }
+        let writer = self.writer.take().expect("checked above");
         // From here the writer's `TempPath` deletes the file on failure.
         self.temp_path = None;
         self.finished.store(true, Ordering::Release);
         self.queue.close();
-        let Written { temp, hash } = writer.await.map_err(|join| ArtifactError::Io {
+        let temp = writer.await.map_err(|join| ArtifactError::Io {
             action: "running the writer of",
             path: self.destination.clone(),
             source: io::Error::other(join),
         })??;
         let destination = std::mem::take(&mut self.destination);
         let root = self.root.clone();
-        let expected = self.expected;
         blocking(move || {
-            if hash != expected {
-                return Err(ArtifactError::HashMismatch { expected, actual: hash });
-            }
             if destination.try_exists().map_err(ArtifactError::io("inspecting", &destination))? {
                 return Ok(Stored::AlreadyPresent);
             }
@@ -355,21 +541,21 @@ impl ArtifactUpload for LocalUpload {
 }
 
 /// Renames a synced temporary file to its blob path and makes the rename
-/// durable: syncs the shard directory `ab/cd/` whose entries changed, and
-/// `ab/` and the root too when this call created the directories below them.
+/// durable by syncing the shard directory whose entries changed (made again,
+/// and the root synced, if someone removed it).
 fn publish(root: &Path, temp: TempPath, destination: &Path) -> Result<Stored, ArtifactError> {
     let shard = destination.parent().expect("blob paths have a shard directory");
-    let parent = shard.parent().expect("shard directories have a parent");
-    let (parent_existed, shard_existed) = (parent.is_dir(), shard.is_dir());
-    std::fs::create_dir_all(shard).map_err(ArtifactError::io("creating", shard))?;
-    temp.persist(destination).map_err(|e| ArtifactError::io("renaming into", destination)(e.error))?;
-    sync_dir(shard)?;
-    if !shard_existed {
-        sync_dir(parent)?;
-    }
-    if !parent_existed {
+    let temp = match temp.persist(destination) {
+        Ok(()) => None,
+        Err(e) if e.error.kind() == io::ErrorKind::NotFound && !shard.is_dir() => Some(e.path),
+        Err(e) => return Err(ArtifactError::io("renaming into", destination)(e.error)),
+    };
+    if let Some(temp) = temp {
+        std::fs::create_dir_all(shard).map_err(ArtifactError::io("creating", shard))?;
         sync_dir(root)?;
+        temp.persist(destination).map_err(|e| ArtifactError::io("renaming into", destination)(e.error))?;
     }
+    sync_dir(shard)?;
     Ok(Stored::Written)
 }
 

@@ -1,9 +1,11 @@
 //! [`S3Artifacts`]: blobs as objects in an S3 bucket (AWS, or any service
 //! that speaks its API: MinIO, Ceph, R2, Garage).
 //!
-//! Layout: `<prefix>/ab/cd/<hex>`, the same sharding as
-//! [`LocalArtifacts`](super::LocalArtifacts), so a directory store can be
-//! copied into a bucket as it is (`aws s3 sync DIR s3://bucket/prefix`).
+//! Layout: `<prefix>/ab/cd/<hex>`. (A directory store,
+//! [`LocalArtifacts`](super::LocalArtifacts), shards one level deep,
+//! `ab/<hex>`, since on a file system a new directory costs syncs; a bucket
+//! has no directories to make, and keys sharded two levels deep spread over
+//! more of S3's request partitions.)
 //!
 //! S3 makes an object visible only when its upload completes, whole: a
 //! single `PUT`, or a multipart upload's `CompleteMultipartUpload`. An upload
@@ -216,10 +218,9 @@ pub struct S3Upload {
     sender: Option<JoinHandle<Result<Sent, ArtifactError>>>,
 }
 
-/// What the sender made of the chunks: their hash, and what is left to do.
+/// What the sender made of the chunks: what is left to do.
 #[derive(Debug)]
 struct Sent {
-    hash: ContentHash,
     /// The multipart upload, if the blob outgrew one part.
     multipart: Option<Box<dyn MultipartUpload>>,
     /// Parts still being sent.
@@ -228,23 +229,20 @@ struct Sent {
     tail: Vec<Bytes>,
 }
 
-/// The sender: hashes each queued chunk and sends a part whenever the
-/// chunks since the last one reach the part size (at most
-/// [`PARTS_IN_FLIGHT`] at once). When the queue closes it hands back the
-/// hash and the unsent tail. On an error it aborts the multipart upload.
+/// The sender: sends a part whenever the queued chunks since the last one
+/// reach the part size (at most [`PARTS_IN_FLIGHT`] at once; the queue
+/// hashes them on the caller's side). When the queue closes it hands back
+/// the unsent tail. On an error it aborts the multipart upload.
 async fn send_chunks(
     store: S3Artifacts,
     key: ObjectPath,
     mut queue: mpsc::UnboundedReceiver<Bytes>,
 ) -> Result<Sent, ArtifactError> {
-    let mut hasher = blake3::Hasher::new();
-    let mut sent =
-        Sent { hash: ContentHash::from_bytes([0; 32]), multipart: None, in_flight: VecDeque::new(), tail: Vec::new() };
+    let mut sent = Sent { multipart: None, in_flight: VecDeque::new(), tail: Vec::new() };
     let mut buffered = 0usize;
     let fail = |action: &'static str| write_failed(action, &key);
     let result: Result<(), ArtifactError> = async {
         while let Some(chunk) = queue.recv().await {
-            hasher.update(&chunk);
             buffered += chunk.len();
             sent.tail.push(chunk);
             if buffered < store.part_size {
@@ -269,7 +267,6 @@ async fn send_chunks(
         sent.abort().await;
         return Err(error);
     }
-    sent.hash = ContentHash::from_bytes(*hasher.finalize().as_bytes());
     Ok(sent)
 }
 
@@ -353,9 +350,10 @@ impl ArtifactUpload for S3Upload {
             sent.abort().await;
             return Err(ArtifactError::Discarded);
         }
-        if sent.hash != self.expected {
+        let actual = self.queue.hash();
+        if actual != self.expected {
             sent.abort().await;
-            return Err(ArtifactError::HashMismatch { expected: self.expected, actual: sent.hash });
+            return Err(ArtifactError::HashMismatch { expected: self.expected, actual });
         }
         match self.store.contains(self.expected).await {
             Ok(true) => {

@@ -9,14 +9,14 @@ use tokio::io::AsyncReadExt;
 
 use super::*;
 
-/// Every file under `dir`, recursively.
+/// Every file under `dir`, recursively, but the store's layout marker.
 fn files(dir: &Path) -> Vec<PathBuf> {
     let mut found = Vec::new();
     for entry in std::fs::read_dir(dir).unwrap() {
         let path = entry.unwrap().path();
         if path.is_dir() {
             found.extend(files(&path));
-        } else {
+        } else if !path.ends_with(local::LAYOUT) {
             found.push(path);
         }
     }
@@ -48,7 +48,7 @@ async fn a_streamed_upload_is_stored_under_its_sharded_hash() {
     assert_eq!(upload.commit().await.unwrap(), Stored::Written);
 
     let hex = hash.to_string();
-    let path = store.root().join(&hex[..2]).join(&hex[2..4]).join(&hex);
+    let path = store.root().join(&hex[..2]).join(&hex);
     assert_eq!(files(store.root()), [path]);
     assert!(store.contains(hash).await.unwrap());
     assert_eq!(store.len(hash).await.unwrap(), Some(bytes.len() as u64));
@@ -140,6 +140,13 @@ async fn aborted_and_dropped_uploads_leave_nothing() {
     let hash = ContentHash::of(&bytes);
     let mut upload = store.begin(hash, 1 << 20).await.unwrap();
     upload.write(&bytes).await.unwrap();
+    // The writer makes the temporary file on its own thread.
+    for _ in 0..500 {
+        if !files(store.root()).is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
     assert_eq!(files(store.root()).len(), 1, "the temporary file");
     upload.abort().await;
     assert_eq!(files(store.root()), Vec::<PathBuf>::new());
@@ -242,4 +249,130 @@ async fn stale_uploads_left_by_a_crash_are_swept() {
     assert_eq!(store.remove_stale_uploads(Duration::from_secs(3_600)).await.unwrap(), 0);
     assert_eq!(store.remove_stale_uploads(Duration::ZERO).await.unwrap(), 2);
     assert_eq!(files(store.root()), Vec::<PathBuf>::new());
+}
+
+#[tokio::test]
+async fn a_store_opens_with_every_shard_and_says_its_layout() {
+    let (_dir, store) = store().await;
+    let shards: Vec<String> = std::fs::read_dir(store.root())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|name| name.len() == 2)
+        .collect();
+    assert_eq!(shards.len(), 256);
+    assert!(shards.iter().all(|name| u8::from_str_radix(name, 16).is_ok()));
+    assert_eq!(std::fs::read_to_string(store.root().join(local::LAYOUT)).unwrap(), local::LAYOUT_TEXT);
+}
+
+#[tokio::test]
+async fn blobs_of_the_two_level_layout_are_moved_into_their_shard() {
+    // A store as earlier versions left it: `ab/cd/<hex>`, no layout marker.
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("artifacts");
+    let blobs: Vec<_> = (0..20).map(|n| blob(500 + n, n as u8)).collect();
+    for bytes in &blobs {
+        let hex = ContentHash::of(bytes).to_string();
+        let legacy = root.join(&hex[..2]).join(&hex[2..4]);
+        std::fs::create_dir_all(&legacy).unwrap();
+        std::fs::write(legacy.join(&hex), bytes).unwrap();
+    }
+    std::fs::create_dir_all(root.join("tmp")).unwrap();
+
+    let store = LocalArtifacts::open(&root).await.unwrap();
+    let mut expected: Vec<PathBuf> = blobs
+        .iter()
+        .map(|bytes| {
+            let hex = ContentHash::of(bytes).to_string();
+            root.join(&hex[..2]).join(hex)
+        })
+        .collect();
+    expected.sort();
+    assert_eq!(files(&root), expected, "every blob moved up a level, no directory of the old layout left");
+    for bytes in &blobs {
+        assert_eq!(store.get(ContentHash::of(bytes)).await.unwrap(), *bytes);
+    }
+    // Opening again finds the marker and leaves everything as it is.
+    drop(store);
+    let store = LocalArtifacts::open(&root).await.unwrap();
+    assert_eq!(files(&root), expected);
+    assert!(store.contains(ContentHash::of(&blobs[0])).await.unwrap());
+}
+
+#[tokio::test]
+async fn a_removed_shard_is_made_again_when_a_blob_needs_it() {
+    let (_dir, store) = store().await;
+    let bytes = blob(2_000, 8);
+    let hash = ContentHash::of(&bytes);
+    let shard = store.root().join(&hash.to_string()[..2]);
+    std::fs::remove_dir(&shard).unwrap();
+    let mut upload = store.begin(hash, 2_000).await.unwrap();
+    upload.write(&bytes).await.unwrap();
+    assert_eq!(upload.commit().await.unwrap(), Stored::Written);
+    assert_eq!(store.get(hash).await.unwrap(), bytes);
+    assert_eq!(files(&shard), [shard.join(hash.to_string())]);
+}
+
+#[tokio::test]
+async fn a_writer_that_cannot_make_its_file_says_so_at_commit() {
+    let (_dir, store) = store().await;
+    std::fs::remove_dir(store.root().join("tmp")).unwrap();
+    let bytes = blob(1_000, 1);
+    let hash = ContentHash::of(&bytes);
+    let mut upload = store.begin(hash, 1_000).await.unwrap();
+    // Queued, or refused if the writer has stopped already.
+    let _ = upload.write(&bytes).await;
+    match upload.commit().await {
+        Err(ArtifactError::Io { action: "creating", .. }) => {}
+        other => panic!("expected the writer's error, got {other:?}"),
+    }
+    assert!(!store.contains(hash).await.unwrap());
+}
+
+/// `bytes` in a buffer that starts on a page, as the network hands pieces
+/// out (`starling_net::recv_blob_pieces`), so the store may write it with
+/// direct I/O.
+fn page_aligned(bytes: &[u8]) -> bytes::Bytes {
+    let mut buffer = vec![0u8; bytes.len() + 4096];
+    let start = buffer.as_ptr().align_offset(4096);
+    buffer[start..start + bytes.len()].copy_from_slice(bytes);
+    let piece = bytes::Bytes::from(buffer).slice(start..start + bytes.len());
+    assert_eq!(piece.as_ptr().align_offset(4096), 0);
+    piece
+}
+
+/// Direct writes of aligned pieces, then page-cache writes from the first
+/// piece that is not (misaligned in memory, or short), in one file.
+async fn aligned_and_unaligned_pieces_round_trip(store: &LocalArtifacts) {
+    let bytes = blob(2 * (256 << 10) + 8192 + 4096 + 77, 11);
+    let hash = ContentHash::of(&bytes);
+    let mut upload = store.begin(hash, bytes.len() as u64).await.unwrap();
+    let (a, rest) = bytes.split_at(256 << 10);
+    let (b, rest) = rest.split_at(256 << 10);
+    let (misaligned, rest) = rest.split_at(8192);
+    let (after, tail) = rest.split_at(4096);
+    upload.feed(page_aligned(a)).unwrap();
+    upload.feed(page_aligned(b)).unwrap();
+    // Whole pages but one byte off a page boundary in memory.
+    let mut shifted = vec![0u8; misaligned.len() + 1];
+    shifted[1..].copy_from_slice(misaligned);
+    upload.feed(bytes::Bytes::from(shifted).slice(1..)).unwrap();
+    upload.feed(page_aligned(after)).unwrap();
+    upload.feed(bytes::Bytes::copy_from_slice(tail)).unwrap();
+    assert_eq!(upload.commit().await.unwrap(), Stored::Written);
+    assert_eq!(store.get(hash).await.unwrap(), bytes);
+}
+
+#[tokio::test]
+async fn page_aligned_pieces_are_written_directly_and_the_rest_buffered() {
+    let (_dir, store) = store().await;
+    aligned_and_unaligned_pieces_round_trip(&store).await;
+}
+
+#[cfg(target_os = "linux")]
+#[tokio::test]
+async fn a_store_on_tmpfs_works_whether_or_not_it_takes_direct_io() {
+    // tmpfs refused O_DIRECT before Linux 6.6: every write is then buffered.
+    let dir = tempfile::tempdir_in("/dev/shm").unwrap();
+    let store = LocalArtifacts::open(dir.path().join("artifacts")).await.unwrap();
+    aligned_and_unaligned_pieces_round_trip(&store).await;
 }
