@@ -324,8 +324,9 @@ const DIRECT_ALIGN: usize = 4096;
 /// CPU as hashing the upload, taken from the network receive. Anything else
 /// (the short last piece, a chunk of [`ArtifactUpload::write`]) goes through
 /// the page cache, and so does everything after it, since its offsets are no
-/// longer aligned. A blob is read back rarely and once (a validator's fetch,
-/// the aggregation): not worth keeping in memory at the cost of the write.
+/// longer aligned. An update is read back a few times at most (its
+/// validators' fetches, the aggregation), later: not worth keeping in memory
+/// at the cost of the write.
 #[derive(Debug)]
 struct BlobFile {
     direct: Option<std::fs::File>,
