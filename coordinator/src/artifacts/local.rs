@@ -352,12 +352,9 @@ impl BlobFile {
         let aligned = chunk.as_ptr().align_offset(DIRECT_ALIGN) == 0
             && chunk.len().is_multiple_of(DIRECT_ALIGN)
             && self.written.is_multiple_of(DIRECT_ALIGN as u64);
-        let direct = if aligned { self.direct.as_ref() } else { None };
-        let written = match direct {
-            Some(file) => write_at(file, chunk, self.written),
-            None => Err(io::Error::from(io::ErrorKind::Unsupported)),
-        };
-        if written.is_err() {
+        let sent_directly =
+            aligned && self.direct.as_ref().is_some_and(|file| write_at(file, chunk, self.written).is_ok());
+        if !sent_directly {
             // Unaligned, or refused as direct I/O (`EINVAL`): from here on
             // through the page cache (a failure there is a real one).
             self.direct = None;
@@ -373,8 +370,8 @@ impl BlobFile {
     }
 }
 
-/// `file` opened again for direct writes, if this platform and file system
-/// have them.
+/// The file at `path` opened again for direct writes, if this platform and
+/// file system have them.
 fn open_direct(path: &Path) -> Option<std::fs::File> {
     #[cfg(target_os = "linux")]
     {
