@@ -189,10 +189,6 @@ macro_rules! each_upload {
 }
 
 impl ArtifactUpload for AnyUpload {
-    async fn write(&mut self, chunk: &[u8]) -> Result<(), ArtifactError> {
-        each_upload!(self, upload => upload.write(chunk).await)
-    }
-
     fn feed(&mut self, chunk: Bytes) -> Result<(), ArtifactError> {
         each_upload!(self, upload => upload.feed(chunk))
     }
@@ -205,7 +201,7 @@ impl ArtifactUpload for AnyUpload {
         each_upload!(self, upload => upload.commit().await)
     }
 
-    async fn abort(self) {
-        each_upload!(self, upload => upload.abort().await)
+    async fn discard(&mut self) {
+        each_upload!(self, upload => upload.discard().await)
     }
 }

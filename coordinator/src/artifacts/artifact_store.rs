@@ -63,10 +63,21 @@ pub trait ArtifactStore: Send + Sync {
 /// until [`commit`](ArtifactUpload::commit) succeeds; an upload that fails,
 /// is [aborted](ArtifactUpload::abort) or dropped leaves nothing behind.
 pub trait ArtifactUpload: Send {
-    /// Appends `chunk`. Past the upload's `max_len` this fails with
-    /// [`ArtifactError::TooLarge`] and discards the upload; after any failure
-    /// further writes fail with [`ArtifactError::Discarded`].
-    fn write(&mut self, chunk: &[u8]) -> impl Future<Output = Result<(), ArtifactError>> + Send;
+    /// Appends a copy of `chunk`, and waits for nothing but the queue: the
+    /// same as [`feed`](ArtifactUpload::feed), for a caller that holds a
+    /// borrowed slice. Past the upload's `max_len` this fails with
+    /// [`ArtifactError::TooLarge`] and discards the upload (waiting until
+    /// what it wrote is gone); after any failure further writes fail with
+    /// [`ArtifactError::Discarded`].
+    fn write(&mut self, chunk: &[u8]) -> impl Future<Output = Result<(), ArtifactError>> + Send {
+        async move {
+            let fed = self.feed(Bytes::copy_from_slice(chunk));
+            if let Err(ArtifactError::TooLarge { .. }) = fed {
+                self.discard().await;
+            }
+            fed
+        }
+    }
 
     /// Appends `chunk` without waiting for it to be written: the store takes
     /// the buffer (no copy) and writes it behind the caller, so a network
@@ -83,6 +94,15 @@ pub trait ArtifactUpload: Send {
     /// then makes the blob durable and visible under it.
     fn commit(self) -> impl Future<Output = Result<Stored, ArtifactError>> + Send;
 
+    /// Stops the upload and removes what it wrote, once it is gone; writes
+    /// after it fail with [`ArtifactError::Discarded`].
+    fn discard(&mut self) -> impl Future<Output = ()> + Send;
+
     /// Discards the upload.
-    fn abort(self) -> impl Future<Output = ()> + Send;
+    fn abort(mut self) -> impl Future<Output = ()> + Send
+    where
+        Self: Sized,
+    {
+        async move { self.discard().await }
+    }
 }

@@ -19,7 +19,7 @@
 use std::io::{self, Write as _};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
@@ -190,9 +190,10 @@ impl ArtifactStore for LocalArtifacts {
         let temp = self.root.join(TMP).join(upload_name());
         let (queue, chunks) = ChunkQueue::new(max_len);
         let finished = Arc::new(AtomicBool::new(false));
+        let written_directly = Arc::new(AtomicU64::new(0));
         let writer = {
-            let (temp, finished) = (temp.clone(), finished.clone());
-            tokio::task::spawn_blocking(move || write_chunks(temp, chunks, finished))
+            let (temp, finished, directly) = (temp.clone(), finished.clone(), written_directly.clone());
+            tokio::task::spawn_blocking(move || write_chunks(temp, chunks, finished, &directly))
         };
         Ok(LocalUpload {
             root: self.root.clone(),
@@ -202,6 +203,7 @@ impl ArtifactStore for LocalArtifacts {
             writer: Some(writer),
             finished,
             temp_path: Some(temp),
+            written_directly,
         })
     }
 
@@ -287,6 +289,16 @@ pub struct LocalUpload {
     finished: Arc<AtomicBool>,
     /// The temporary file, deleted on drop until `commit` takes charge of it.
     temp_path: Option<PathBuf>,
+    /// Bytes the writer sent straight to the device, past the page cache.
+    written_directly: Arc<AtomicU64>,
+}
+
+impl LocalUpload {
+    /// The count of bytes written with direct I/O, as the writer goes on.
+    #[cfg(test)]
+    pub(crate) fn written_directly(&self) -> Arc<AtomicU64> {
+        self.written_directly.clone()
+    }
 }
 
 /// Bytes written between two syncs while an upload streams in. Syncing as
@@ -332,6 +344,8 @@ struct BlobFile {
     direct: Option<std::fs::File>,
     buffered: std::fs::File,
     written: u64,
+    /// Of `written`, the bytes that went straight to the device.
+    written_directly: u64,
 }
 
 impl BlobFile {
@@ -343,7 +357,7 @@ impl BlobFile {
         #[cfg(unix)]
         std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
         let buffered = options.open(path)?;
-        Ok(Self { direct: open_direct(path), buffered, written: 0 })
+        Ok(Self { direct: open_direct(path), buffered, written: 0, written_directly: 0 })
     }
 
     /// Appends `chunk`: directly if it is aligned and the file system
@@ -354,7 +368,9 @@ impl BlobFile {
             && self.written.is_multiple_of(DIRECT_ALIGN as u64);
         let sent_directly =
             aligned && self.direct.as_ref().is_some_and(|file| write_at(file, chunk, self.written).is_ok());
-        if !sent_directly {
+        if sent_directly {
+            self.written_directly += chunk.len() as u64;
+        } else {
             // Unaligned, or refused as direct I/O (`EINVAL`): from here on
             // through the page cache (a failure there is a real one).
             self.direct = None;
@@ -414,6 +430,7 @@ fn write_chunks(
     temp: PathBuf,
     mut queue: mpsc::UnboundedReceiver<Bytes>,
     finished: Arc<AtomicBool>,
+    written_directly: &AtomicU64,
 ) -> Result<TempPath, ArtifactError> {
     let mut file = BlobFile::create(&temp).map_err(ArtifactError::io("creating", &temp))?;
     let temp = TempPath::try_from_path(&temp).map_err(ArtifactError::io("naming", &temp))?;
@@ -428,6 +445,7 @@ fn write_chunks(
         let mut synced_to = 0u64;
         while let Some(chunk) = queue.blocking_recv() {
             file.append(&chunk).map_err(failed("writing"))?;
+            written_directly.store(file.written_directly, Ordering::Relaxed);
             if file.written - synced_to >= SYNC_EVERY && syncing.as_ref().is_none_or(|s| s.is_finished()) {
                 if let Some(done) = syncing.take() {
                     joined(done)?;
@@ -448,19 +466,6 @@ fn write_chunks(
     Ok(temp)
 }
 
-impl LocalUpload {
-    /// Stops the writer and deletes the temporary file, off the async threads.
-    async fn discard(&mut self) {
-        self.queue.close();
-        if let Some(writer) = self.writer.take() {
-            // The writer sees the queue close without `finished`, and its
-            // temporary file is deleted as it returns.
-            let _ = writer.await;
-        }
-        self.temp_path = None;
-    }
-}
-
 impl Drop for LocalUpload {
     fn drop(&mut self) {
         // Closing the queue without `finished` makes the writer stop
@@ -474,16 +479,6 @@ impl Drop for LocalUpload {
 }
 
 impl ArtifactUpload for LocalUpload {
-    async fn write(&mut self, chunk: &[u8]) -> Result<(), ArtifactError> {
-        match self.feed(Bytes::copy_from_slice(chunk)) {
-            Err(ArtifactError::TooLarge { max_len, received }) => {
-                self.discard().await;
-                Err(ArtifactError::TooLarge { max_len, received })
-            }
-            other => other,
-        }
-    }
-
     fn feed(&mut self, chunk: Bytes) -> Result<(), ArtifactError> {
         self.queue.feed(chunk)
     }
@@ -522,6 +517,11 @@ impl ArtifactUpload for LocalUpload {
             path: self.destination.clone(),
             source: io::Error::other(join),
         })??;
+        tracing::debug!(
+            bytes = self.queue.written(),
+            direct = self.written_directly.load(Ordering::Relaxed),
+            "upload written, the aligned part past the page cache"
+        );
         let destination = std::mem::take(&mut self.destination);
         let root = self.root.clone();
         blocking(move || {
@@ -533,8 +533,14 @@ impl ArtifactUpload for LocalUpload {
         .await
     }
 
-    async fn abort(mut self) {
-        self.discard().await;
+    async fn discard(&mut self) {
+        self.queue.close();
+        if let Some(writer) = self.writer.take() {
+            // The writer sees the queue close without `finished`, and its
+            // temporary file is deleted as it returns.
+            let _ = writer.await;
+        }
+        self.temp_path = None;
     }
 }
 
@@ -560,4 +566,56 @@ fn publish(root: &Path, temp: TempPath, destination: &Path) -> Result<Stored, Ar
 /// Makes `dir`'s entries durable.
 fn sync_dir(dir: &Path) -> Result<(), ArtifactError> {
     std::fs::File::open(dir).and_then(|d| d.sync_all()).map_err(ArtifactError::io("syncing", dir))
+}
+
+#[cfg(all(test, target_os = "linux"))]
+mod tests {
+    use super::*;
+
+    /// A page-aligned buffer of `len` bytes of `fill`.
+    fn aligned(len: usize, fill: u8) -> bytes::Bytes {
+        let mut buffer = vec![fill; len + DIRECT_ALIGN];
+        let start = buffer.as_ptr().align_offset(DIRECT_ALIGN);
+        buffer.truncate(start + len);
+        bytes::Bytes::from(buffer).slice(start..)
+    }
+
+    /// Which path each chunk takes. Needs a file system that takes
+    /// `O_DIRECT` for the temporary directory (ext4, xfs, btrfs; tmpfs since
+    /// Linux 6.6): every machine Starling is built and tested on.
+    #[test]
+    fn aligned_chunks_go_direct_and_everything_after_an_unaligned_one_through_the_page_cache() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("blob");
+        let mut file = BlobFile::create(&path).unwrap();
+        assert!(file.direct.is_some(), "the temporary directory's file system opens files for direct I/O");
+        let page = aligned(256 << 10, 1);
+        file.append(&page).unwrap();
+        file.append(&aligned(2 * DIRECT_ALIGN, 2)).unwrap();
+        assert_eq!((file.written, file.written_directly), (page.len() as u64 + 8192, page.len() as u64 + 8192));
+        // One byte off a page in memory: buffered, and so is all that follows,
+        // aligned or not (its offsets no longer are).
+        let shifted = aligned(DIRECT_ALIGN + 1, 3).slice(1..);
+        file.append(&shifted).unwrap();
+        file.append(&aligned(DIRECT_ALIGN, 4)).unwrap();
+        assert_eq!(file.written_directly, page.len() as u64 + 8192, "nothing direct after the unaligned chunk");
+        assert!(file.direct.is_none());
+        file.sync().unwrap();
+        let back = std::fs::read(&path).unwrap();
+        assert_eq!(back.len() as u64, file.written);
+        let expected: Vec<u8> =
+            [&page[..], &aligned(8192, 2)[..], &shifted[..], &aligned(DIRECT_ALIGN, 4)[..]].concat();
+        assert!(back == expected, "the file holds every chunk in order");
+    }
+
+    /// A short chunk (an upload's last piece) is buffered even when aligned
+    /// in memory: its length is not whole pages.
+    #[test]
+    fn a_short_last_chunk_is_buffered() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut file = BlobFile::create(&dir.path().join("blob")).unwrap();
+        file.append(&aligned(DIRECT_ALIGN, 1)).unwrap();
+        file.append(&aligned(77, 2)).unwrap();
+        assert_eq!((file.written, file.written_directly), (DIRECT_ALIGN as u64 + 77, DIRECT_ALIGN as u64));
+    }
 }

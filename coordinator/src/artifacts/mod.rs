@@ -2,7 +2,8 @@
 //! BLAKE3 [`ContentHash`](starling_protocol::ContentHash) of their bytes.
 //!
 //! [`ArtifactStore`] is the interface; [`LocalArtifacts`] keeps blobs in a
-//! directory, [`S3Artifacts`] (the `s3` feature) in an S3 bucket, and
+//! directory, [`S3Artifacts`] (the `s3` feature) in an S3 bucket,
+//! [`MemoryArtifacts`] in memory (tests and simulations), and
 //! [`AnyArtifacts`] is whichever a store URL names.
 
 mod any;
@@ -10,6 +11,7 @@ mod artifact_store;
 mod chunk_queue;
 mod error;
 mod local;
+mod memory;
 #[cfg(feature = "s3")]
 mod s3;
 
@@ -20,6 +22,7 @@ pub use any::{AnyArtifacts, AnyReader, AnyUpload, ArtifactLocation};
 pub use artifact_store::{ArtifactStore, ArtifactUpload, Stored};
 pub use error::ArtifactError;
 pub use local::{LocalArtifacts, LocalUpload};
+pub use memory::{MemoryArtifacts, MemoryUpload};
 /// The S3 client crate, for tools that look inside a bucket.
 #[cfg(feature = "s3")]
 pub use object_store;

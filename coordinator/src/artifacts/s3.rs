@@ -290,18 +290,6 @@ impl Sent {
     }
 }
 
-impl S3Upload {
-    /// Stops the sender and aborts what it started.
-    async fn discard(&mut self) {
-        self.queue.close();
-        if let Some(sender) = self.sender.take()
-            && let Ok(Ok(mut sent)) = sender.await
-        {
-            sent.abort().await;
-        }
-    }
-}
-
 impl Drop for S3Upload {
     fn drop(&mut self) {
         // Dropped before commit: let the sender finish on its own and abort
@@ -320,16 +308,6 @@ impl Drop for S3Upload {
 }
 
 impl ArtifactUpload for S3Upload {
-    async fn write(&mut self, chunk: &[u8]) -> Result<(), ArtifactError> {
-        match self.feed(Bytes::copy_from_slice(chunk)) {
-            Err(ArtifactError::TooLarge { max_len, received }) => {
-                self.discard().await;
-                Err(ArtifactError::TooLarge { max_len, received })
-            }
-            other => other,
-        }
-    }
-
     fn feed(&mut self, chunk: Bytes) -> Result<(), ArtifactError> {
         self.queue.feed(chunk)
     }
@@ -397,7 +375,12 @@ impl ArtifactUpload for S3Upload {
         Ok(Stored::Written)
     }
 
-    async fn abort(mut self) {
-        self.discard().await;
+    async fn discard(&mut self) {
+        self.queue.close();
+        if let Some(sender) = self.sender.take()
+            && let Ok(Ok(mut sent)) = sender.await
+        {
+            sent.abort().await;
+        }
     }
 }
