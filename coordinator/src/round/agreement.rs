@@ -26,7 +26,7 @@ use starling_staking::Ppm;
 use starling_staking::consensus::consensus;
 
 use crate::round::assignment::holds_majority;
-use crate::round::state::{AcceptedSubmission, RoundState, Verdict};
+use crate::round::state::{AcceptedSubmission, RejectedSubmission, RoundState, Verdict};
 
 /// Decides `round`'s verdict. `validators` holds the round's eligible
 /// validator stakes; `kappa_ppm` and `harm_threshold` come from the task's
@@ -43,8 +43,9 @@ pub(crate) fn decide(
     let mut inputs = Vec::new();
     let empty = BTreeMap::new();
     for (&trainer, submission) in &round.submissions {
-        if submission.invalid.is_some() {
-            rejected.push(trainer);
+        if let Some(reason) = &submission.invalid {
+            let reason = reason.clone();
+            rejected.push(RejectedSubmission { trainer, submission: submission.id, score: None, reason });
             continue;
         }
         let scores = round.validation.as_ref().and_then(|v| v.scores.get(&submission.id)).unwrap_or(&empty);
@@ -63,7 +64,16 @@ pub(crate) fn decide(
         Ok(result) => {
             for ((trainer, submission), score) in candidates.into_iter().zip(result.scores) {
                 match score {
-                    Some(score) if harm_threshold.is_some_and(|threshold| score < threshold) => rejected.push(trainer),
+                    Some(score) if let Some(threshold) = harm_threshold.filter(|&threshold| score < threshold) => {
+                        rejected.push(RejectedSubmission {
+                            trainer,
+                            submission: submission.id,
+                            score: Some(score),
+                            reason: format!(
+                                "consensus accuracy {score:.4} is below the task's harm threshold {threshold}"
+                            ),
+                        });
+                    }
                     Some(score) => accepted.push(AcceptedSubmission {
                         trainer,
                         submission: submission.id,
@@ -85,7 +95,7 @@ pub(crate) fn decide(
         Err(_) => unresolved.extend(candidates.into_iter().map(|(trainer, _)| trainer)),
     }
     accepted.sort_by(|a, b| b.score.total_cmp(&a.score).then(a.trainer.cmp(&b.trainer)));
-    rejected.sort();
+    rejected.sort_by_key(|r| r.trainer);
     unresolved.sort();
     Verdict { accepted, rejected, unresolved, validators: agreement }
 }

@@ -92,7 +92,7 @@ impl RoundState {
         let (accepted, rejected, validators) = match &self.verdict {
             Some(verdict) => (
                 verdict.accepted.iter().map(|a| Accepted { trainer: a.trainer, score: a.score }).collect(),
-                verdict.rejected.clone(),
+                verdict.rejected.iter().map(|r| r.trainer).collect(),
                 verdict
                     .validators
                     .iter()

@@ -74,8 +74,9 @@ impl Validation {
 pub(crate) struct Verdict {
     /// Accepted submissions, best consensus score first, ties in trainer order.
     pub(crate) accepted: Vec<AcceptedSubmission>,
-    /// Rejected trainers (invalid payload or below the harm threshold), in key order.
-    pub(crate) rejected: Vec<PublicKey>,
+    /// Rejected submissions (invalid payload or below the harm threshold),
+    /// in trainer key order.
+    pub(crate) rejected: Vec<RejectedSubmission>,
     /// Trainers whose valid submissions lacked a scoring stake majority:
     /// neither paid nor slashed, not aggregated. In key order.
     pub(crate) unresolved: Vec<PublicKey>,
@@ -91,6 +92,18 @@ pub(crate) struct AcceptedSubmission {
     pub(crate) payload: ContentHash,
     pub(crate) samples: u64,
     pub(crate) score: f64,
+}
+
+/// A rejected submission: its consensus score, if validators reached one,
+/// and why it was rejected.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub(crate) struct RejectedSubmission {
+    pub(crate) trainer: PublicKey,
+    pub(crate) submission: SubmissionId,
+    /// `None` for an invalid payload (never scored).
+    pub(crate) score: Option<f64>,
+    /// In words a trainer can act on.
+    pub(crate) reason: String,
 }
 
 /// Where aggregation stands.

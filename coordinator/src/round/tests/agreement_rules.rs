@@ -5,7 +5,7 @@ use starling_protocol::RoundPhase;
 use starling_staking::{Ppm, RoundReport};
 
 use super::fixtures::*;
-use crate::round::{Action, Event, RoundConfig, RoundMachine};
+use crate::round::{Action, Event, PayloadCheck, RoundConfig, RoundMachine, VerdictOutcome};
 
 /// Trainers 1, 2 and 3 submit; `scores` lists `(validator, trainer, accuracy)`;
 /// the validation deadline passes. Returns the machine and the last actions.
@@ -113,4 +113,63 @@ fn accepted_are_ranked_best_first_in_the_aggregation_request() {
     let order: Vec<_> = updates.iter().map(|u| (u.trainer, u.score)).collect();
     // Equal scores in key order, as the ledger ranks them.
     assert_eq!(order, vec![(key(2), 0.9), (key(1), 0.5), (key(3), 0.5)]);
+}
+
+/// The verdict the machine hands out is the one it settles with, with the
+/// consensus of each submission, why it was rejected, and the stakes and
+/// agreements of the validators.
+#[test]
+fn the_verdict_names_every_submission_and_validator() {
+    let config = RoundConfig { harm_threshold: Some(0.5), ..RoundConfig::new(1) };
+    let mut m = machine_with(spec(), config);
+    ok(&mut m, T0, start_event());
+    ok(&mut m, at(1_000), submit(0, 1, 10));
+    ok(&mut m, at(1_000), submit(0, 2, 20));
+    let failed = PayloadCheck::Failed { reason: "non_finite: tensor w holds NaN".into() };
+    ok(&mut m, at(1_000), submit_tagged(0, 3, 0, 0, failed));
+    assert_eq!(m.verdicts(), None, "nothing is decided while validating");
+    for v in VALIDATORS {
+        ok(&mut m, at(2_000), score(0, v, 1, 0.8));
+    }
+    // Only 102 and 103 (half of the stake, not a majority) score trainer 2.
+    for v in [102, 103] {
+        ok(&mut m, at(2_000), score(0, v, 2, 0.2));
+    }
+    ok(&mut m, at(1_000 + secs(TRAINING_SECS.into()) + secs(VALIDATION_SECS.into())), Event::Tick);
+    let verdicts = m.verdicts().expect("decided when validation closed");
+    assert_eq!((verdicts.task, verdicts.round, verdicts.harm_threshold), (TASK, r(0), Some(0.5)));
+    let outcomes: Vec<_> =
+        verdicts.submissions.iter().map(|s| (s.trainer, s.samples, s.consensus, s.outcome.clone())).collect();
+    assert_eq!(
+        outcomes,
+        vec![
+            (key(1), 10, Some(0.8), VerdictOutcome::Accepted),
+            (key(2), 20, None, VerdictOutcome::Unresolved),
+            (key(3), 0, None, VerdictOutcome::Rejected { reason: "non_finite: tensor w holds NaN".into() }),
+        ]
+    );
+    let validators: Vec<_> =
+        verdicts.validators.iter().map(|v| (v.validator, v.stake, v.scores, v.agreement_ppm)).collect();
+    assert_eq!(
+        validators,
+        vec![
+            (key(101), 50, 1, Some(1_000_000)),
+            (key(102), 30, 2, Some(1_000_000)),
+            (key(103), 20, 2, Some(1_000_000))
+        ]
+    );
+    // What is paid is what the verdict says.
+    let report = report_of(&mut m);
+    assert_eq!(report.accepted.iter().map(|a| (a.trainer, a.score)).collect::<Vec<_>>(), vec![(key(1), 0.8)]);
+    assert_eq!(report.rejected, vec![key(3)]);
+    assert_eq!(m.verdicts(), Some(verdicts), "unchanged while aggregating and settling");
+
+    // Below the harm threshold: rejected, with the consensus and the reason.
+    let (m, _) = judge(config, &all_score(&[101, 102, 103], 0.3));
+    let verdicts = m.verdicts().unwrap();
+    for s in &verdicts.submissions {
+        assert_eq!(s.consensus, Some(0.3));
+        let VerdictOutcome::Rejected { reason } = &s.outcome else { panic!("{s:?}") };
+        assert_eq!(reason, "consensus accuracy 0.3000 is below the task's harm threshold 0.5");
+    }
 }

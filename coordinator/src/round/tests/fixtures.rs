@@ -124,11 +124,11 @@ pub(super) fn score(round: u32, validator: u8, trainer: u8, accuracy: f64) -> Ev
 /// (also in its persisted form).
 pub(super) fn feed(machine: &mut RoundMachine, now: UnixMillis, event: Event) -> Result<Vec<Action>, Refusal> {
     let before = machine.clone();
-    let before_bytes = postcard::to_allocvec(&before).unwrap();
+    let before_bytes = before.to_bytes();
     let result = machine.handle(now, event);
     if result.is_err() {
         assert_eq!(*machine, before, "a refused event changed the machine");
-        assert_eq!(postcard::to_allocvec(machine).unwrap(), before_bytes);
+        assert_eq!(machine.to_bytes(), before_bytes);
     }
     result
 }

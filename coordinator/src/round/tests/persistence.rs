@@ -1,8 +1,10 @@
-//! The machine persists with postcard after every transition and resumes
-//! exactly where it stood.
+//! The machine persists after every transition ([`RoundMachine::to_bytes`])
+//! and resumes exactly where it stood, from its current format or an earlier
+//! one.
 
 use super::fixtures::*;
-use crate::round::{Action, Event, RoundMachine};
+use crate::round::persist::to_v1_bytes;
+use crate::round::{Action, DecodeError, Event, RoundMachine};
 
 /// Builds a machine in some state.
 type Build = fn() -> RoundMachine;
@@ -30,8 +32,7 @@ fn script() -> Vec<(u64, Event)> {
 }
 
 fn restore(machine: &RoundMachine) -> RoundMachine {
-    let bytes = postcard::to_allocvec(machine).unwrap();
-    postcard::from_bytes(&bytes).unwrap()
+    RoundMachine::from_bytes(&machine.to_bytes()).unwrap()
 }
 
 #[test]
@@ -90,8 +91,42 @@ fn a_restarted_shell_ticks_through_deadlines_it_slept_through() {
 
 #[test]
 fn a_truncated_state_is_refused_not_misread() {
-    let bytes = postcard::to_allocvec(&settling()).unwrap();
-    for cut in 0..bytes.len() {
-        assert!(postcard::from_bytes::<RoundMachine>(&bytes[..cut]).is_err(), "cut at {cut}");
+    for bytes in [settling().to_bytes(), to_v1_bytes(&settling())] {
+        for cut in 0..bytes.len() {
+            assert!(RoundMachine::from_bytes(&bytes[..cut]).is_err(), "cut at {cut}");
+        }
     }
+}
+
+/// A coordinator upgraded in the middle of a task reads the machine its
+/// predecessor saved in format 1 (no header, verdicts without reasons) as the
+/// same machine, the verdict decided again from the same scores and stakes.
+#[test]
+fn format_1_machines_are_read_in_every_phase() {
+    let mut steady = machine();
+    let check = |m: &RoundMachine| {
+        let upgraded = RoundMachine::from_bytes(&to_v1_bytes(m)).unwrap();
+        assert_eq!(&upgraded, m);
+        assert_eq!(upgraded.verdicts(), m.verdicts());
+    };
+    check(&steady);
+    let mut decided = 0;
+    for (now, event) in script() {
+        ok(&mut steady, at(now), event);
+        check(&steady);
+        decided += usize::from(steady.verdicts().is_some());
+    }
+    assert!(decided > 0, "the script reaches verdicts");
+    for build in [validating, aggregating, settling, finished] {
+        check(&build());
+    }
+}
+
+#[test]
+fn an_unknown_format_is_named() {
+    let mut bytes = settling().to_bytes();
+    bytes[1] = 9;
+    let error = RoundMachine::from_bytes(&bytes).unwrap_err();
+    assert!(matches!(error, DecodeError::UnknownFormat(9)), "{error}");
+    assert!(error.to_string().contains("format 9"), "{error}");
 }
