@@ -1,5 +1,6 @@
 //! One suite for every `CoordinatorStore`: each test runs on SQLite (in
-//! memory) always, and on PostgreSQL when `DATABASE_URL` names one (each test
+//! memory) always, and on PostgreSQL as an ignored test (run with
+//! `--include-ignored` and `DATABASE_URL` naming a server; each test
 //! in a fresh schema). Tests that need a file (restart, sharing with the
 //! ledger) are SQLite-only.
 
@@ -9,7 +10,8 @@ use std::sync::atomic::{AtomicU32, Ordering};
 
 use sqlx::postgres::PgConnectOptions;
 use starling_coordinator::round::{
-    Event, Participants, PayloadCheck, RoundConfig, RoundMachine, ScoreValues, UnixMillis,
+    Event, Participants, PayloadCheck, RoundConfig, RoundMachine, RoundVerdicts, ScoreValues, SubmissionVerdict,
+    UnixMillis, ValidatorVerdict, VerdictOutcome,
 };
 use starling_coordinator::store::{
     AnyCoordinatorStore, CoordinatorStore, Cursor, Duplicate, Join, NewTask, PageRequest, PostgresCoordinatorStore,
@@ -108,32 +110,41 @@ async fn sqlite() -> SqliteCoordinatorStore {
     SqliteCoordinatorStore::open("sqlite::memory:").await.expect("open sqlite")
 }
 
-/// A PostgreSQL store in a schema of its own, or `None` (with a note) when
-/// `DATABASE_URL` is not set.
-async fn postgres(test: &str) -> Option<PostgresCoordinatorStore> {
+/// A PostgreSQL store in a schema of its own, on the server `DATABASE_URL`
+/// names.
+async fn postgres(test: &str) -> PostgresCoordinatorStore {
     static SEQ: AtomicU32 = AtomicU32::new(0);
-    let Ok(url) = std::env::var("DATABASE_URL") else {
-        eprintln!("note: DATABASE_URL not set; {test} ran on SQLite only");
-        return None;
-    };
+    let url = std::env::var("DATABASE_URL").expect("DATABASE_URL names a PostgreSQL server");
     let schema = format!("c_{}_{}_{}", test, std::process::id(), SEQ.fetch_add(1, Ordering::Relaxed));
     let options = PgConnectOptions::from_str(&url).expect("DATABASE_URL parses");
     let admin = sqlx::PgPool::connect_with(options.clone()).await.expect("connect to DATABASE_URL");
     sqlx::query(&format!("CREATE SCHEMA {schema}")).execute(&admin).await.expect("create schema");
     let options = options.options([("search_path", schema.as_str())]);
-    Some(PostgresCoordinatorStore::connect_with(options).await.expect("open postgres"))
+    PostgresCoordinatorStore::connect_with(options).await.expect("open postgres")
 }
 
-/// Runs the generic async fn `$check` on every backend.
+/// Two tests of the generic async fn `$check`: `$name::on_sqlite` (in
+/// memory) and `$name::on_postgres`, ignored unless run with
+/// `--include-ignored`, and then needing `DATABASE_URL`. `$arg`s go to
+/// `#[tokio::test(..)]`.
 macro_rules! on_every_store {
-    ($check:ident) => {{
-        $check(Arc::new(sqlite().await)).await;
-        if let Some(store) = postgres(stringify!($check)).await {
-            $check(Arc::new(store)).await;
-        }
-    }};
-}
+    ($name:ident: $check:ident $(, $($arg:tt)*)?) => {
+        mod $name {
+            use super::*;
 
+            #[tokio::test$(($($arg)*))?]
+            async fn on_sqlite() {
+                $check(Arc::new(sqlite().await)).await;
+            }
+
+            #[tokio::test$(($($arg)*))?]
+            #[ignore = "needs PostgreSQL: set DATABASE_URL and run with --include-ignored (./test.sh does when it is set)"]
+            async fn on_postgres() {
+                $check(Arc::new(postgres(stringify!($check)).await)).await;
+            }
+        }
+    };
+}
 async fn tasks_round_trip<S: CoordinatorStore>(store: Arc<S>) {
     let first = store.create_task(&new_task(1)).await.unwrap();
     let second = store.create_task(&new_task(2)).await.unwrap();
@@ -151,10 +162,7 @@ async fn tasks_round_trip<S: CoordinatorStore>(store: Arc<S>) {
     assert_eq!(store.unfinished_tasks().await.unwrap(), [first, second]);
 }
 
-#[tokio::test]
-async fn tasks_are_created_and_read_back() {
-    on_every_store!(tasks_round_trip);
-}
+on_every_store!(tasks_are_created_and_read_back: tasks_round_trip);
 
 async fn tasks_page<S: CoordinatorStore>(store: Arc<S>) {
     let mut ids = Vec::new();
@@ -184,10 +192,7 @@ async fn tasks_page<S: CoordinatorStore>(store: Arc<S>) {
     assert_eq!(store.tasks(PageRequest::first(0)).await.unwrap().items.len(), 1);
 }
 
-#[tokio::test]
-async fn tasks_are_listed_newest_first_in_pages() {
-    on_every_store!(tasks_page);
-}
+on_every_store!(tasks_are_listed_newest_first_in_pages: tasks_page);
 
 async fn state_cas<S: CoordinatorStore>(store: Arc<S>) {
     let task = store.create_task(&new_task(1)).await.unwrap();
@@ -211,10 +216,7 @@ async fn state_cas<S: CoordinatorStore>(store: Arc<S>) {
     assert!(matches!(store.load_state(missing).await, Err(StoreError::UnknownTask(_))));
 }
 
-#[tokio::test]
-async fn state_saves_compare_and_set_their_version() {
-    on_every_store!(state_cas);
-}
+on_every_store!(state_saves_compare_and_set_their_version: state_cas);
 
 async fn racing_saves<S: CoordinatorStore + 'static>(store: Arc<S>) {
     let task = store.create_task(&new_task(1)).await.unwrap();
@@ -236,10 +238,7 @@ async fn racing_saves<S: CoordinatorStore + 'static>(store: Arc<S>) {
     assert_eq!(wins, 1);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn only_one_of_racing_saves_wins() {
-    on_every_store!(racing_saves);
-}
+on_every_store!(only_one_of_racing_saves_wins: racing_saves, flavor = "multi_thread", worker_threads = 4);
 
 async fn machine_round_trip<S: CoordinatorStore>(store: Arc<S>) {
     // The shell's loop: persist the machine after every transition.
@@ -250,19 +249,16 @@ async fn machine_round_trip<S: CoordinatorStore>(store: Arc<S>) {
         trainers: [(key(1), 100), (key(2), 100)].into_iter().collect(),
         validators: [(key(101), 50)].into_iter().collect(),
     };
-    let version = store.save_state(task, 0, &postcard::to_allocvec(&machine).unwrap(), false).await.unwrap();
+    let version = store.save_state(task, 0, &machine.to_bytes(), false).await.unwrap();
     machine.handle(ms(1_000), Event::TaskStarted { initial_model: new.initial_model, participants }).unwrap();
-    store.save_state(task, version, &postcard::to_allocvec(&machine).unwrap(), machine.is_finished()).await.unwrap();
+    store.save_state(task, version, &machine.to_bytes(), machine.is_finished()).await.unwrap();
     let state = store.load_state(task).await.unwrap();
-    let loaded: RoundMachine = postcard::from_bytes(state.state.as_deref().unwrap()).unwrap();
+    let loaded = RoundMachine::from_bytes(state.state.as_deref().unwrap()).unwrap();
     assert_eq!(loaded, machine);
     assert_eq!(loaded.round(), Some(RoundNumber::FIRST));
 }
 
-#[tokio::test]
-async fn a_round_machine_survives_a_save_and_load() {
-    on_every_store!(machine_round_trip);
-}
+on_every_store!(a_round_machine_survives_a_save_and_load: machine_round_trip);
 
 async fn joins_once<S: CoordinatorStore>(store: Arc<S>) {
     let task = store.create_task(&new_task(1)).await.unwrap();
@@ -283,10 +279,7 @@ async fn joins_once<S: CoordinatorStore>(store: Arc<S>) {
     assert!(matches!(store.record_join(&unknown).await, Err(StoreError::UnknownTask(t)) if t == missing));
 }
 
-#[tokio::test]
-async fn joins_are_recorded_once_per_key_and_role() {
-    on_every_store!(joins_once);
-}
+on_every_store!(joins_are_recorded_once_per_key_and_role: joins_once);
 
 async fn submissions_once<S: CoordinatorStore>(store: Arc<S>) {
     let task = store.create_task(&new_task(1)).await.unwrap();
@@ -333,10 +326,7 @@ async fn submissions_once<S: CoordinatorStore>(store: Arc<S>) {
     assert!(matches!(store.record_submission(&huge).await, Err(StoreError::OutOfRange { field: "len", .. })));
 }
 
-#[tokio::test]
-async fn one_submission_per_trainer_and_round_with_idempotent_retries() {
-    on_every_store!(submissions_once);
-}
+on_every_store!(one_submission_per_trainer_and_round_with_idempotent_retries: submissions_once);
 
 async fn racing_submissions<S: CoordinatorStore + 'static>(store: Arc<S>) {
     let task = store.create_task(&new_task(1)).await.unwrap();
@@ -366,10 +356,7 @@ async fn racing_submissions<S: CoordinatorStore + 'static>(store: Arc<S>) {
     assert_eq!(store.submissions(task, r(0)).await.unwrap().len(), 1);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn racing_submissions_insert_once() {
-    on_every_store!(racing_submissions);
-}
+on_every_store!(racing_submissions_insert_once: racing_submissions, flavor = "multi_thread", worker_threads = 4);
 
 async fn scores_once<S: CoordinatorStore>(store: Arc<S>) {
     let task = store.create_task(&new_task(1)).await.unwrap();
@@ -408,10 +395,7 @@ async fn scores_once<S: CoordinatorStore>(store: Arc<S>) {
     assert_eq!(store.scores(task, r(1)).await.unwrap(), []);
 }
 
-#[tokio::test]
-async fn one_score_per_validator_and_submission_with_idempotent_retries() {
-    on_every_store!(scores_once);
-}
+on_every_store!(one_score_per_validator_and_submission_with_idempotent_retries: scores_once);
 
 async fn rounds_history<S: CoordinatorStore>(store: Arc<S>) {
     let task = store.create_task(&new_task(1)).await.unwrap();
@@ -440,10 +424,7 @@ async fn rounds_history<S: CoordinatorStore>(store: Arc<S>) {
     assert!(matches!(store.record_round(&round_record(missing, 0)).await, Err(StoreError::UnknownTask(_))));
 }
 
-#[tokio::test]
-async fn settled_rounds_are_recorded_once_and_listed_in_pages() {
-    on_every_store!(rounds_history);
-}
+on_every_store!(settled_rounds_are_recorded_once_and_listed_in_pages: rounds_history);
 
 async fn leases<S: CoordinatorStore>(store: Arc<S>) {
     let task = store.create_task(&new_task(1)).await.unwrap();
@@ -477,10 +458,7 @@ async fn leases<S: CoordinatorStore>(store: Arc<S>) {
     assert!(matches!(store.acquire_lease(missing, "a", ms(1), ms(0)).await, Err(StoreError::UnknownTask(_))));
 }
 
-#[tokio::test]
-async fn leases_are_exclusive_until_they_expire() {
-    on_every_store!(leases);
-}
+on_every_store!(leases_are_exclusive_until_they_expire: leases);
 
 async fn racing_leases<S: CoordinatorStore + 'static>(store: Arc<S>) {
     let task = store.create_task(&new_task(1)).await.unwrap();
@@ -499,10 +477,7 @@ async fn racing_leases<S: CoordinatorStore + 'static>(store: Arc<S>) {
     assert_eq!(winners, 1);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn one_of_racing_coordinators_gets_the_lease() {
-    on_every_store!(racing_leases);
-}
+on_every_store!(one_of_racing_coordinators_gets_the_lease: racing_leases, flavor = "multi_thread", worker_threads = 4);
 
 #[tokio::test]
 async fn open_any_picks_the_backend_by_scheme() {
@@ -510,9 +485,13 @@ async fn open_any_picks_the_backend_by_scheme() {
     assert!(matches!(store, AnyCoordinatorStore::Sqlite(_)));
     tasks_round_trip(Arc::new(store)).await;
     assert!(matches!(open_any("mysql://u:secret@h/db").await, Err(StoreError::UnsupportedUrl(s)) if s == "mysql"));
-    if let Ok(url) = std::env::var("DATABASE_URL") {
-        assert!(matches!(open_any(&url).await.unwrap(), AnyCoordinatorStore::Postgres(_)));
-    }
+}
+
+#[tokio::test]
+#[ignore = "needs PostgreSQL: set DATABASE_URL and run with --include-ignored (./test.sh does when it is set)"]
+async fn open_any_opens_postgres_urls_on_postgres() {
+    let url = std::env::var("DATABASE_URL").expect("DATABASE_URL names a PostgreSQL server");
+    assert!(matches!(open_any(&url).await.unwrap(), AnyCoordinatorStore::Postgres(_)));
 }
 
 #[tokio::test]
@@ -547,11 +526,9 @@ async fn a_reopened_sqlite_file_keeps_everything() {
 }
 
 #[tokio::test]
+#[ignore = "needs PostgreSQL: set DATABASE_URL and run with --include-ignored (./test.sh does when it is set)"]
 async fn migrations_run_twice_on_postgres() {
-    let Ok(url) = std::env::var("DATABASE_URL") else {
-        eprintln!("note: DATABASE_URL not set; migrations_run_twice_on_postgres skipped");
-        return;
-    };
+    let url = std::env::var("DATABASE_URL").expect("DATABASE_URL names a PostgreSQL server");
     let schema = format!("c_twice_{}", std::process::id());
     let options = PgConnectOptions::from_str(&url).unwrap();
     let admin = sqlx::PgPool::connect_with(options.clone()).await.unwrap();
@@ -584,14 +561,10 @@ async fn the_coordinator_migrates_a_database_the_ledger_created() {
 
 /// The same on PostgreSQL, in one schema.
 #[tokio::test]
+#[ignore = "needs PostgreSQL: set DATABASE_URL and run with --include-ignored (./test.sh does when it is set)"]
 async fn the_coordinator_migrates_a_postgres_database_the_ledger_created() {
     use starling_staking::{LedgerStore, Params, PostgresStore};
-    let Ok(url) = std::env::var("DATABASE_URL") else {
-        eprintln!(
-            "note: DATABASE_URL not set; the_coordinator_migrates_a_postgres_database_the_ledger_created skipped"
-        );
-        return;
-    };
+    let url = std::env::var("DATABASE_URL").expect("DATABASE_URL names a PostgreSQL server");
     let schema = format!("c_shared_{}", std::process::id());
     let options = PgConnectOptions::from_str(&url).unwrap();
     let admin = sqlx::PgPool::connect_with(options.clone()).await.unwrap();
@@ -689,10 +662,7 @@ async fn market_versions<S: CoordinatorStore>(store: Arc<S>) {
     assert_eq!(store.finished_unpromoted().await.unwrap(), [unpromoted], "a refused promotion writes nothing");
 }
 
-#[tokio::test]
-async fn promotions_make_numbered_versions_once_per_task() {
-    on_every_store!(market_versions);
-}
+on_every_store!(promotions_make_numbered_versions_once_per_task: market_versions);
 
 async fn free_quota<S: CoordinatorStore + 'static>(store: Arc<S>) {
     assert_eq!(store.free_items_used(&key(1), 20_000).await.unwrap(), 0);
@@ -715,7 +685,78 @@ async fn free_quota<S: CoordinatorStore + 'static>(store: Arc<S>) {
     assert_eq!(moved, 1);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn free_quota_use_is_compare_and_set_per_identity_and_day() {
-    on_every_store!(free_quota);
+on_every_store!(free_quota_use_is_compare_and_set_per_identity_and_day: free_quota, flavor = "multi_thread", worker_threads = 4);
+
+fn verdicts(task: TaskId, round: u32) -> RoundVerdicts {
+    let sub = submission(task, r(round), 1);
+    RoundVerdicts {
+        task,
+        round: r(round),
+        kappa_ppm: 500_000,
+        harm_threshold: Some(0.25),
+        submissions: vec![
+            SubmissionVerdict {
+                submission: sub.id,
+                trainer: key(1),
+                samples: 600,
+                consensus: Some(0.875),
+                outcome: VerdictOutcome::Accepted,
+            },
+            SubmissionVerdict {
+                submission: submission(task, r(round), 2).id,
+                trainer: key(2),
+                samples: 0,
+                consensus: None,
+                outcome: VerdictOutcome::Rejected { reason: "non_finite: tensor w holds NaN".into() },
+            },
+            SubmissionVerdict {
+                submission: submission(task, r(round), 3).id,
+                trainer: key(3),
+                samples: 40,
+                consensus: None,
+                outcome: VerdictOutcome::Unresolved,
+            },
+        ],
+        validators: vec![
+            // Past a signed 64-bit integer: a year's lock triples a large bond.
+            ValidatorVerdict {
+                validator: key(101),
+                stake: 3 * u128::from(u64::MAX),
+                scores: 2,
+                agreement_ppm: Some(1_000_000),
+            },
+            ValidatorVerdict { validator: key(102), stake: 7, scores: 0, agreement_ppm: None },
+        ],
+    }
 }
+
+async fn verdicts_once<S: CoordinatorStore>(store: Arc<S>) {
+    let task = store.create_task(&new_task(1)).await.unwrap();
+    assert_eq!(store.round_verdicts(task, r(0)).await.unwrap(), None);
+    let first = verdicts(task, 0);
+    assert_eq!(store.record_verdicts(&first).await.unwrap(), Recorded::Inserted);
+    assert_eq!(store.record_verdicts(&first).await.unwrap(), Recorded::AlreadyRecorded);
+    assert_eq!(store.round_verdicts(task, r(0)).await.unwrap(), Some(first.clone()));
+
+    // A different verdict for the same round is refused, and changes nothing.
+    let mut other = first.clone();
+    other.submissions[0].outcome = VerdictOutcome::Rejected { reason: "changed my mind".into() };
+    assert!(matches!(store.record_verdicts(&other).await, Err(StoreError::Duplicate(_))));
+    assert_eq!(store.round_verdicts(task, r(0)).await.unwrap(), Some(first.clone()));
+
+    let second = RoundVerdicts { harm_threshold: None, ..verdicts(task, 1) };
+    store.record_verdicts(&second).await.unwrap();
+    let all = store.validator_verdicts(task).await.unwrap();
+    let expected: Vec<_> = first
+        .validators
+        .iter()
+        .map(|v| (r(0), v.clone()))
+        .chain(second.validators.iter().map(|v| (r(1), v.clone())))
+        .collect();
+    assert_eq!(all, expected, "by round, then validator");
+
+    let unknown = verdicts(TaskId::new(999), 0);
+    assert!(matches!(store.record_verdicts(&unknown).await, Err(StoreError::UnknownTask(_))));
+}
+
+on_every_store!(a_rounds_verdict_is_recorded_once_with_every_submission_and_validator: verdicts_once);

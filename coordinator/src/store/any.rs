@@ -7,9 +7,9 @@ use super::records::{
 };
 use super::{
     CoordinatorStore, MarketModel, MarketStore, MarketVersion, Page, PageRequest, PostgresCoordinatorStore, Promotion,
-    SqliteCoordinatorStore, StoreError,
+    SqliteCoordinatorStore, StoreError, VerdictStore,
 };
-use crate::round::UnixMillis;
+use crate::round::{RoundVerdicts, UnixMillis, ValidatorVerdict};
 
 /// Either backend, picked by [`open_any`] from a configured URL.
 #[derive(Debug, Clone)]
@@ -167,5 +167,19 @@ impl MarketStore for AnyCoordinatorStore {
         new: u64,
     ) -> Result<bool, StoreError> {
         forward!(self.set_free_items_used(caller, day, expected, new))
+    }
+}
+
+impl VerdictStore for AnyCoordinatorStore {
+    async fn record_verdicts(&self, verdicts: &RoundVerdicts) -> Result<Recorded, StoreError> {
+        forward!(self.record_verdicts(verdicts))
+    }
+
+    async fn round_verdicts(&self, task: TaskId, round: RoundNumber) -> Result<Option<RoundVerdicts>, StoreError> {
+        forward!(self.round_verdicts(task, round))
+    }
+
+    async fn validator_verdicts(&self, task: TaskId) -> Result<Vec<(RoundNumber, ValidatorVerdict)>, StoreError> {
+        forward!(self.validator_verdicts(task))
     }
 }

@@ -8,7 +8,7 @@ use starling_staking::{Page, PageRequest};
 use super::records::{
     Join, Lease, NewTask, Recorded, RoundRecord, ScoreRecord, SubmissionRecord, TaskRecord, TaskState,
 };
-use super::{MarketStore, StoreError};
+use super::{MarketStore, StoreError, VerdictStore};
 use crate::round::UnixMillis;
 
 /// The coordinator's durable state. Every method is one statement or one
@@ -19,7 +19,7 @@ use crate::round::UnixMillis;
 /// are write-once: recording the same record again is a harmless
 /// [`Recorded::AlreadyRecorded`], a different one under the same key is
 /// [`StoreError::Duplicate`].
-pub trait CoordinatorStore: MarketStore + Send + Sync {
+pub trait CoordinatorStore: MarketStore + VerdictStore + Send + Sync {
     /// Registers a task and returns the id assigned to it. Its state starts
     /// at version 0 (nothing saved), unfinished.
     fn create_task(&self, task: &NewTask) -> impl Future<Output = Result<TaskId, StoreError>> + Send;

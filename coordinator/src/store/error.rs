@@ -96,6 +96,14 @@ pub enum Duplicate {
         /// The validator.
         validator: PublicKey,
     },
+    /// The round's verdict was already recorded, and differs.
+    #[error("the verdict of task {task} round {round} was already recorded, and differs")]
+    Verdict {
+        /// The task.
+        task: TaskId,
+        /// The round.
+        round: RoundNumber,
+    },
     /// The round was already recorded as settled with different results.
     #[error("round {round} of task {task} was already recorded with different results")]
     Round {

@@ -1,5 +1,6 @@
 //! The coordinator's durable state: tasks, each task's persisted round
-//! machine, submissions, scores, settled rounds and task leases, behind the
+//! machine, submissions, scores, settled rounds and their verdicts, task
+//! leases and the marketplace, behind the
 //! [`CoordinatorStore`] trait with SQLite (embedded default) and PostgreSQL
 //! (production) implementations over one schema.
 //!
@@ -16,6 +17,7 @@ mod queries;
 mod records;
 mod rows;
 mod sqlite;
+mod verdicts;
 
 pub use any::{AnyCoordinatorStore, open_any};
 pub use coordinator_store::CoordinatorStore;
@@ -25,3 +27,4 @@ pub use postgres::PostgresCoordinatorStore;
 pub use records::{Join, Lease, NewTask, Recorded, RoundRecord, ScoreRecord, SubmissionRecord, TaskRecord, TaskState};
 pub use sqlite::SqliteCoordinatorStore;
 pub use starling_staking::{Cursor, MAX_PAGE, Page, PageRequest};
+pub use verdicts::VerdictStore;

@@ -34,3 +34,4 @@ impl PostgresCoordinatorStore {
 
 super::queries::coordinator_store!(PostgresCoordinatorStore);
 super::market::market_store!(PostgresCoordinatorStore);
+super::verdicts::verdict_store!(PostgresCoordinatorStore);

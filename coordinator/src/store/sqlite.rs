@@ -43,3 +43,4 @@ impl SqliteCoordinatorStore {
 
 super::queries::coordinator_store!(SqliteCoordinatorStore);
 super::market::market_store!(SqliteCoordinatorStore);
+super::verdicts::verdict_store!(SqliteCoordinatorStore);
