@@ -26,7 +26,7 @@ use starling_web::{
 use tokio::sync::Semaphore;
 
 use super::read_model::{ledger_failed, store_failed};
-use super::{Coordinator, ServiceError, now};
+use super::{Coordinator, ServiceError};
 use crate::artifacts::ArtifactStore;
 use crate::market::MarketParams;
 use crate::round::{Action, BestModel, RoundMachine};
@@ -129,7 +129,7 @@ where
             consensus_accuracy: best.estimated_score,
             accuracy: measured.0,
             loss: measured.1,
-            at: now(),
+            at: self.now(),
         };
         // A racing promotion of another task of the same model takes the
         // version number first: the retry takes the next one.
@@ -152,7 +152,7 @@ where
         for task in self.inner.store.finished_unpromoted().await? {
             let Some(record) = self.inner.store.task(task).await? else { continue };
             let Some(bytes) = self.inner.store.load_state(task).await?.state else { continue };
-            let machine = postcard::from_bytes::<RoundMachine>(&bytes)
+            let machine = RoundMachine::from_bytes(&bytes)
                 .map_err(|e| ServiceError::CorruptState { task, reason: e.to_string() })?;
             for action in machine.pending_actions() {
                 if let Action::FinishTask { best: Some(best), .. } = action {
@@ -371,7 +371,7 @@ where
         let balances = self.inner.ledger.balances(&key).await.map_err(ledger_failed)?;
         let bonded = Amount::from_micro(balances.staked.micro().saturating_add(balances.delegated.micro()));
         let quota = params.daily_quota(bonded);
-        let day = now().get() / DAY_MS;
+        let day = self.now().get() / DAY_MS;
         let used = self.inner.store.free_items_used(&key, day).await.map_err(store_failed)?;
         let free = items.min(quota.saturating_sub(used));
         let fee = params.fee(items - free, queued);
@@ -418,7 +418,7 @@ where
                 let _ = self.inner.store.set_free_items_used(&key, bill.day, bill.used + bill.free, bill.used).await;
             }
         };
-        match self.inner.ledger.apply(&format!("inference:{request}"), &op, now().to_ledger()).await {
+        match self.inner.ledger.apply(&format!("inference:{request}"), &op, self.now().to_ledger()).await {
             Ok(_) => Ok(()),
             Err(starling_staking::StoreError::Ledger(LedgerError::InsufficientFunds { available, .. })) => {
                 refund().await;

@@ -9,20 +9,13 @@
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use starling_protocol::messages::SignedRequest;
-use starling_protocol::{ErrorCode, ReadRequest, ResponseBody, SignedEnvelope, Verified, WireError};
-use starling_staking::LedgerStore;
-
-use super::Coordinator;
-use super::handlers::Blob;
-use crate::artifacts::ArtifactStore;
-use crate::store::CoordinatorStore;
+use starling_protocol::{ErrorCode, WireError};
 
 /// The counters, shared by every clone of the service.
 #[derive(Debug)]
 pub(crate) struct Metrics {
-    /// Answered requests: index 0 counts successes, index `i + 1` refusals
-    /// with [`ErrorCode::ALL`]`[i]`.
+    /// Answered requests, each counted once by the request pipeline: index 0
+    /// counts successes, index `i + 1` refusals with [`ErrorCode::ALL`]`[i]`.
     requests: Box<[AtomicU64]>,
     /// Updates recorded whose payload passed the pre-storage checks.
     submissions_valid: AtomicU64,
@@ -105,56 +98,6 @@ impl Metrics {
         header(&mut text, "starling_tasks_running", "gauge", "Unfinished tasks this coordinator drives.");
         let _ = writeln!(text, "starling_tasks_running {tasks_running}");
         text
-    }
-}
-
-/// The request steps both fronts (QUIC and [`Coordinator::handle`]) call, each
-/// counting its answer: a request is counted once, by the step that answers
-/// it (a refused signature or precheck, else the execution or the read).
-/// Refusals the QUIC front makes itself, before or around these steps
-/// (unreadable frames, an upload that does not match its announcement), and
-/// blob downloads are not counted.
-impl<S, L, A> Coordinator<S, L, A>
-where
-    S: CoordinatorStore + 'static,
-    L: LedgerStore + 'static,
-    A: ArtifactStore + 'static,
-{
-    /// [`Coordinator::verify_uncounted`], counting a refusal.
-    pub(crate) fn verify(&self, envelope: &SignedEnvelope) -> Result<Verified<SignedRequest>, WireError> {
-        let verified = self.verify_uncounted(envelope);
-        if verified.is_err() {
-            self.inner.metrics.answered(&verified);
-        }
-        verified
-    }
-
-    /// [`Coordinator::precheck_uncounted`], counting a refusal.
-    pub(crate) async fn precheck(&self, verified: &Verified<SignedRequest>) -> Result<(), WireError> {
-        let checked = self.precheck_uncounted(verified).await;
-        if checked.is_err() {
-            self.inner.metrics.answered(&checked);
-        }
-        checked
-    }
-
-    /// [`Coordinator::execute_uncounted`], counting its answer.
-    pub(crate) async fn execute(
-        &self,
-        verified: Verified<SignedRequest>,
-        envelope: &SignedEnvelope,
-        blob: Option<Blob<'_>>,
-    ) -> Result<ResponseBody, WireError> {
-        let answer = self.execute_uncounted(verified, envelope, blob).await;
-        self.inner.metrics.answered(&answer);
-        answer
-    }
-
-    /// Answers an unsigned read.
-    pub async fn read(&self, read: ReadRequest) -> Result<ResponseBody, WireError> {
-        let answer = self.read_uncounted(read).await;
-        self.inner.metrics.answered(&answer);
-        answer
     }
 }
 

@@ -2,11 +2,32 @@
 //!
 //! A [`Coordinator`] owns three stores, each behind a trait: the
 //! [`CoordinatorStore`] (tasks, persisted machines, submissions, scores,
-//! joins, settled rounds), the ledger ([`LedgerStore`]) and the
-//! [`ArtifactStore`] (model files). It answers requests from trainers,
-//! validators and everyone else ([`Coordinator::handle`], reachable over
-//! QUIC with [`Coordinator::serve_quic`]) and runs every unfinished task in
-//! a driver of its own.
+//! joins, settled rounds and their verdicts), the ledger ([`LedgerStore`])
+//! and the [`ArtifactStore`] (model files). It answers requests from
+//! trainers, validators and everyone else through one pipeline
+//! (`pipeline`: reachable over QUIC with [`Coordinator::serve_quic`], and
+//! in process with [`Coordinator::handle`]), and runs every unfinished task
+//! in a driver of its own (`driver`). It reads time from a [`Clock`]
+//! passed in with its [`ServiceConfig`].
+//!
+//! The rooms:
+//!
+//! | module | holds |
+//! |---|---|
+//! | `pipeline` | verify → precheck → receive → execute, each answer counted once |
+//! | `quic` | the QUIC front: streams in, frames and blobs out |
+//! | `upload` | receiving an upload's bytes (QUIC or memory), an update straight into the artifact store |
+//! | `update_check` | what an update must pass before and after its bytes arrive |
+//! | `task_requests` | create, join, submit, score |
+//! | `ledger_requests` | stake, delegate, unstake, commission, transfer, issue |
+//! | `reads` | the unsigned wire reads |
+//! | `wire_error` | every failure as the client's error code and message |
+//! | `task_slot` | each task's machine in memory, and the one way it changes |
+//! | `driver` | each task's loop: deadlines, opening, aggregation, settlement, promotion |
+//! | `aggregate`, `settle` | a round's new model; its rewards, verdicts and record |
+//! | `read_model` | the dashboard's and JSON API's reads |
+//! | `market` | promotion and priced inference |
+//! | `metrics`, `clock`, `evaluate` | counters, time, the coordinator's own model measure |
 //!
 //! Crash safety follows one rule: **record, then persist the machine, then
 //! answer.** A request's record (a submission or a score) is written before
@@ -20,13 +41,23 @@
 //! hash and settlement applies under a fixed idempotency key, so repeating
 //! either after a crash changes nothing.
 
+mod aggregate;
+mod clock;
+mod driver;
 mod evaluate;
-mod handlers;
+mod ledger_requests;
 mod market;
 mod metrics;
+mod pipeline;
 mod quic;
 mod read_model;
-mod tasks;
+mod reads;
+mod settle;
+mod task_requests;
+mod task_slot;
+mod update_check;
+mod upload;
+mod wire_error;
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, RwLock};
@@ -37,13 +68,15 @@ use starling_staking::{LedgerStore, Params};
 use thiserror::Error;
 use tokio::sync::watch;
 
+pub use clock::{Clock, ManualClock};
+pub use driver::{Drive, DriverError};
 pub use evaluate::{Evaluator, ModelEvaluator};
 
 use crate::artifacts::{ArtifactError, ArtifactStore};
 use crate::market::MarketParams;
 use crate::round::{RoundMachine, UnixMillis};
 use crate::store::{CoordinatorStore, StoreError};
-use tasks::TaskSlot;
+use task_slot::TaskSlot;
 
 /// How a coordinator runs its tasks.
 #[derive(Debug, Clone)]
@@ -67,11 +100,18 @@ pub struct ServiceConfig {
     pub params: Params,
     /// Inference prices, quotas and fee shares.
     pub market: MarketParams,
+    /// Where the service reads the time.
+    pub clock: Clock,
+    /// Whether the service runs each task's driver loop itself (the
+    /// default). Off, it runs none, and its caller drives each task with
+    /// [`Coordinator::drive`]: deterministic tests on a [`ManualClock`].
+    pub run_drivers: bool,
 }
 
 impl ServiceConfig {
     /// Defaults for a coordinator whose admin is `admin`: a one-minute join
-    /// window, a 250 ms tick, no harm threshold, the protocol's replay window.
+    /// window, a 250 ms tick, no harm threshold, the protocol's replay window,
+    /// the system clock, drivers run by the service.
     pub fn new(admin: PublicKey) -> Self {
         Self {
             admin,
@@ -81,6 +121,8 @@ impl ServiceConfig {
             replay: ReplayConfig::default(),
             params: Params::default(),
             market: MarketParams::default(),
+            clock: Clock::System,
+            run_drivers: true,
         }
     }
 }
@@ -229,12 +271,9 @@ where
     pub(crate) fn slot(&self, task: TaskId) -> Option<Arc<TaskSlot>> {
         self.inner.tasks.read().expect("task table lock").get(&task).cloned()
     }
-}
 
-/// Milliseconds since the Unix epoch, now.
-pub(crate) fn now() -> UnixMillis {
-    let ms = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
-    UnixMillis::new(ms)
+    /// The service clock's time.
+    pub(crate) fn now(&self) -> UnixMillis {
+        self.inner.config.clock.now()
+    }
 }

@@ -4,23 +4,19 @@
 //! ([`CreateTask`](starling_protocol::CreateTask),
 //! [`SubmitUpdate`](starling_protocol::SubmitUpdate)) follows it with its
 //! blob on the same stream. The answer is one response frame, followed by
-//! the blob for a [`ReadRequest::FetchBlob`]. An upload is checked (signature,
-//! nonce, task, round, phase, sampling, size) **before** its blob is read: a
-//! refused one is answered at once and its stream stopped, so a client never
-//! sends megabytes into a refusal.
+//! the blob for a [`ReadRequest::FetchBlob`]. Everything between reading the
+//! frame and writing the answer is the [pipeline](super::pipeline)'s; this
+//! module only moves bytes.
 
+use bytes::Bytes;
 use starling_net::quinn::{Endpoint, RecvStream, SendStream};
-use starling_net::{BlobError, FrameError, REFUSED, read_frame, recv_blob, recv_blob_pieces, send_blob, write_frame};
-use starling_protocol::messages::SignedRequest;
-use starling_protocol::payload::StreamingCheck;
-use starling_protocol::{
-    ContentHash, ErrorCode, MAX_CONTROL_MESSAGE, ReadRequest, Request, Response, ResponseBody, SubmitUpdate, WireError,
-};
+use starling_net::{BlobError, FrameError, REFUSED, read_frame, recv_blob_pieces, send_blob, write_frame};
+use starling_protocol::{ErrorCode, MAX_CONTROL_MESSAGE, ReadRequest, Request, Response, ResponseBody, WireError};
 use starling_staking::LedgerStore;
 
 use super::Coordinator;
-use super::handlers::{Blob, check_streamed_update, internal, upload};
-use crate::artifacts::{ArtifactError, ArtifactStore, ArtifactUpload};
+use super::upload::Body;
+use crate::artifacts::ArtifactStore;
 use crate::store::CoordinatorStore;
 
 impl<S, L, A> Coordinator<S, L, A>
@@ -58,129 +54,28 @@ where
     }
 
     async fn serve_stream(&self, send: SendStream, mut recv: RecvStream) {
-        let bytes = match read_frame(&mut recv, MAX_CONTROL_MESSAGE).await {
-            Ok(bytes) => bytes,
-            Err(error @ FrameError::TooLarge { .. }) => {
-                return reply(send, WireError::new(ErrorCode::Oversized, error.to_string()).into()).await;
-            }
+        let request = match read_frame(&mut recv, MAX_CONTROL_MESSAGE).await {
+            Ok(bytes) => Request::from_bytes(&bytes, MAX_CONTROL_MESSAGE).map_err(|e| WireError::from_error(&e)),
+            Err(error @ FrameError::TooLarge { .. }) => Err(WireError::new(ErrorCode::Oversized, error.to_string())),
             Err(error) => {
+                // Nothing to answer: the stream broke before a request arrived.
                 tracing::debug!("unreadable request frame: {error}");
                 return;
             }
         };
-        let request = match Request::from_bytes(&bytes, MAX_CONTROL_MESSAGE) {
-            Ok(request) => request,
-            Err(error) => {
-                let _ = recv.stop(REFUSED);
-                return reply(send, WireError::from_error(&error).into()).await;
-            }
+        let fetch = match &request {
+            Ok(Request::Read(ReadRequest::FetchBlob { hash })) => Some(*hash),
+            _ => None,
         };
-        match request {
-            Request::Read(ReadRequest::FetchBlob { hash }) => self.serve_fetch(send, hash).await,
-            Request::Read(read) => reply(send, self.read(read).await.into()).await,
-            Request::Signed(envelope) => {
-                let verified = match self.verify(&envelope) {
-                    Ok(verified) => verified,
-                    Err(error) => {
-                        let _ = recv.stop(REFUSED);
-                        return reply(send, error.into()).await;
-                    }
-                };
-                let Some((hash, len)) = upload(&verified.message) else {
-                    return reply(send, self.execute(verified, &envelope, None).await.into()).await;
-                };
-                if let Err(error) = self.precheck(&verified).await {
-                    let _ = recv.stop(REFUSED);
-                    return reply(send, error.into()).await;
-                }
-                if let SignedRequest::SubmitUpdate(update) = &verified.message {
-                    let checked = match self.receive_update(&mut recv, update).await {
-                        Ok(checked) => checked,
-                        Err(error) => return reply(send, error.into()).await,
-                    };
-                    let answer = self.execute(verified, &envelope, Some(Blob::StoredUpdate(checked))).await;
-                    return reply(send, answer.into()).await;
-                }
-                let mut blob = Vec::with_capacity(usize::try_from(len).unwrap_or(0));
-                match recv_blob(&mut recv, len, Some(hash), &mut blob).await {
-                    Ok((received, _)) if received == len => {}
-                    Ok((received, _)) => {
-                        let error = WireError::new(
-                            ErrorCode::LengthMismatch,
-                            format!("the upload announced {len} bytes but carried {received}"),
-                        );
-                        return reply(send, error.into()).await;
-                    }
-                    Err(error) => return reply(send, blob_error(&error).into()).await,
-                }
-                reply(send, self.execute(verified, &envelope, Some(Blob::Bytes(&blob))).await.into()).await;
-            }
+        let answer = self.answer(request, &mut QuicBody(&mut recv)).await;
+        match (fetch, answer) {
+            (Some(hash), Ok(ResponseBody::Blob { .. })) => self.send_blob(send, hash).await,
+            (_, answer) => reply(send, answer.into()).await,
         }
     }
 
-    /// Receives an update's payload straight into the artifact store: each
-    /// 256 KiB piece is copied once out of quinn's packets (page-aligned, so
-    /// the store can write it with direct I/O), checked (decode, finiteness,
-    /// norm) and hashed here, and handed, uncopied, to the store's writer,
-    /// which writes and syncs it on the blocking pool while the rest
-    /// arrives. Returns the checks' outcome once the payload is durably
-    /// stored under its signed hash; `Err` (nothing stored, nothing
-    /// recorded) if it did not arrive whole under that hash, or the store
-    /// failed.
-    async fn receive_update(
-        &self,
-        recv: &mut RecvStream,
-        update: &SubmitUpdate,
-    ) -> Result<Result<(), WireError>, WireError> {
-        let slot = self.running(update.task).await?;
-        let len = update.update_len;
-        let store_failed = |error: &ArtifactError| match error {
-            ArtifactError::HashMismatch { .. } => {
-                WireError::new(ErrorCode::HashMismatch, "the upload's hash is not the one signed")
-            }
-            other => internal("artifact store", other),
-        };
-        let spec = &slot.record.spec;
-        let mut upload = self.inner.artifacts.begin(update.update, len).await.map_err(|e| store_failed(&e))?;
-        // Each piece is hashed (by the store) and checked here, on this
-        // task, as it arrives: the piece was just copied and is still in
-        // cache, no whole copy of the payload is ever made, and there is no
-        // hand-off to another thread per piece. Both take about 0.1 ms per
-        // 256 KiB piece, short enough not to hold up the runtime.
-        let mut check = StreamingCheck::new(spec.model.tensors.clone(), spec.payload_limit_bytes());
-        let received = recv_blob_pieces(recv, len, |piece| {
-            check.feed(&piece);
-            upload.feed(piece).map_err(|e| BlobError::Sink(std::io::Error::other(e)))
-        })
-        .await;
-        let error = match received {
-            Ok(received) if received == len => None,
-            Ok(received) => Some(WireError::new(
-                ErrorCode::LengthMismatch,
-                format!("the upload announced {len} bytes but carried {received}"),
-            )),
-            Err(BlobError::Sink(_)) => {
-                // The store stopped taking bytes: its writer failed, and
-                // committing what it has says why.
-                let why = match upload.commit().await {
-                    Err(error) => error.to_string(),
-                    Ok(_) => "the store refused a piece".to_owned(),
-                };
-                return Err(internal("artifact store", &why));
-            }
-            Err(error) => Some(blob_error(&error)),
-        };
-        if let Some(error) = error {
-            upload.abort().await;
-            return Err(error);
-        }
-        let checked = check.finish();
-        let stored = upload.commit().await;
-        stored.map_err(|e| store_failed(&e))?;
-        Ok(check_streamed_update(spec, checked))
-    }
-
-    async fn serve_fetch(&self, mut send: SendStream, hash: ContentHash) {
+    /// Sends a stored blob: its announcement, then its bytes.
+    async fn send_blob(&self, mut send: SendStream, hash: starling_protocol::ContentHash) {
         let bytes = match self.blob(hash).await {
             Ok(bytes) => bytes,
             Err(error) => return reply(send, error.into()).await,
@@ -193,15 +88,23 @@ where
     }
 }
 
-/// What a client is told about an upload that did not arrive intact.
-fn blob_error(error: &BlobError) -> WireError {
-    let code = match error {
-        BlobError::TooLarge { .. } | BlobError::TrailingBytes { .. } => ErrorCode::LengthMismatch,
-        BlobError::HashMismatch { .. } => ErrorCode::HashMismatch,
-        BlobError::Truncated { .. } => ErrorCode::LengthMismatch,
-        _ => ErrorCode::Malformed,
-    };
-    WireError::new(code, error.to_string())
+/// An upload's bytes on the stream its request came on. Each piece is
+/// copied once out of quinn's packets, page-aligned, so the artifact store
+/// can write it with direct I/O.
+struct QuicBody<'a>(&'a mut RecvStream);
+
+impl Body for QuicBody<'_> {
+    async fn receive(
+        &mut self,
+        max_len: u64,
+        each: impl FnMut(Bytes) -> Result<(), BlobError> + Send,
+    ) -> Result<u64, BlobError> {
+        recv_blob_pieces(self.0, max_len, each).await
+    }
+
+    fn refuse(&mut self) {
+        let _ = self.0.stop(REFUSED);
+    }
 }
 
 async fn reply(mut send: SendStream, response: Response) {

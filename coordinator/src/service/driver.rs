@@ -1,0 +1,251 @@
+//! Each task's driver: the loop that ticks its machine at every deadline,
+//! opens the task once its join window has passed, and carries out what the
+//! machine asks for (aggregation, settlement, promotion) until the task
+//! finishes.
+//!
+//! A pass of the driver ([`Coordinator::drive`]) reads the service's clock
+//! once per transition and does not sleep; the loop around it
+//! ([`Coordinator::run_task`]) sleeps until the next deadline, a tick, or a
+//! wake-up from a request. A service started with
+//! [`ServiceConfig::run_drivers`](super::ServiceConfig::run_drivers) off runs
+//! no loop: its caller drives each pass, on a clock it moves by hand.
+
+use std::time::Duration;
+
+use starling_protocol::{Role, TaskId};
+use starling_staking::LedgerStore;
+use thiserror::Error;
+
+use super::task_slot::{TaskSlot, TransitionError};
+use super::{Coordinator, ServiceError};
+use crate::artifacts::ArtifactStore;
+use crate::round::{Action, AggregationOutcome, Event, Participants, Refusal};
+use crate::store::{CoordinatorStore, StoreError};
+
+/// Why a driver pass stopped; the next pass tries again.
+#[derive(Debug, Error)]
+pub enum DriverError {
+    /// The machine refused an event the driver fed it.
+    #[error("the round machine refused: {0}")]
+    Refused(#[from] Refusal),
+    /// The coordinator's store failed.
+    #[error("coordinator store: {0}")]
+    Store(#[from] StoreError),
+    /// The ledger failed.
+    #[error("ledger: {0}")]
+    Ledger(#[from] starling_staking::StoreError),
+    /// The coordinator could not measure a new global model.
+    #[error("evaluating the global model: {0}")]
+    Evaluation(String),
+    /// The finished task's best model could not be promoted.
+    #[error("promoting the best model: {0}")]
+    Promotion(#[source] Box<ServiceError>),
+    /// This coordinator does not run the task.
+    #[error("task {0} is not run by this coordinator")]
+    UnknownTask(TaskId),
+}
+
+impl From<TransitionError> for DriverError {
+    fn from(error: TransitionError) -> Self {
+        match error {
+            TransitionError::Refused(refusal) => Self::Refused(refusal),
+            TransitionError::Store(error) => Self::Store(error),
+        }
+    }
+}
+
+/// Where a task stands after a driver pass.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Drive {
+    /// Its first round has not opened: the join window is still open, or it
+    /// has no eligible trainer or validator yet.
+    Waiting,
+    /// Running; the machine waits on trainers, validators or a deadline.
+    Running,
+    /// Its last round has settled (and its best model is promoted).
+    Finished,
+}
+
+impl<S, L, A> Coordinator<S, L, A>
+where
+    S: CoordinatorStore + 'static,
+    L: LedgerStore + 'static,
+    A: ArtifactStore + 'static,
+{
+    /// Runs one pass of `task`'s driver now: ticks its machine at the
+    /// service clock's time, opens its first round if its join window has
+    /// passed, and carries out every aggregation, settlement and promotion
+    /// the machine asks for until it waits on the network or a deadline.
+    /// This is what the service's own loop does at each wake-up; call it
+    /// yourself on a service started with
+    /// [`run_drivers`](super::ServiceConfig::run_drivers) off.
+    pub async fn drive(&self, task: TaskId) -> Result<Drive, DriverError> {
+        let slot = self.slot(task).ok_or(DriverError::UnknownTask(task))?;
+        let drive = self.step(&slot).await?;
+        if drive == Drive::Finished {
+            slot.finished.send_replace(true);
+        }
+        Ok(drive)
+    }
+
+    /// Starts the task's driver loop, unless the service leaves driving to
+    /// its caller: it wakes at every deadline (and every
+    /// [`tick`](super::ServiceConfig::tick)), or when a request may have closed
+    /// a phase, and ends when the task finishes or the service shuts down.
+    pub(crate) fn run_task(&self, slot: std::sync::Arc<TaskSlot>) {
+        if !self.inner.config.run_drivers {
+            return;
+        }
+        let this = self.clone();
+        tokio::spawn(async move {
+            let task = slot.record.id;
+            let mut shutdown = this.inner.shutdown.subscribe();
+            loop {
+                if *shutdown.borrow() {
+                    return;
+                }
+                match this.step(&slot).await {
+                    Ok(Drive::Finished) => {
+                        slot.finished.send_replace(true);
+                        tracing::info!(%task, "task finished");
+                        return;
+                    }
+                    Ok(Drive::Waiting | Drive::Running) => {}
+                    Err(error) => tracing::warn!(%task, "task driver: {error}"),
+                }
+                let pause = this.pause(&slot).await;
+                tokio::select! {
+                    () = slot.wake.notified() => {}
+                    () = tokio::time::sleep(pause) => {}
+                    _ = shutdown.changed() => return,
+                }
+            }
+        });
+    }
+
+    /// How long the driver may sleep: until the next deadline, at most a tick.
+    async fn pause(&self, slot: &TaskSlot) -> Duration {
+        let tick = self.inner.config.tick;
+        let deadline = slot.runtime.lock().await.machine.next_deadline();
+        let now = self.now().get();
+        deadline.map_or(tick, |d| Duration::from_millis(d.get().saturating_sub(now)).min(tick))
+    }
+
+    /// One pass of the driver.
+    async fn step(&self, slot: &TaskSlot) -> Result<Drive, DriverError> {
+        let started = slot.runtime.lock().await.machine.is_started();
+        if started {
+            self.log_actions(slot, self.transition(slot, self.now(), Event::Tick, None).await?);
+        } else if !self.try_start(slot).await? {
+            return Ok(Drive::Waiting);
+        }
+        // Carry out what the machine waits for, until it waits on the network.
+        loop {
+            let pending = slot.runtime.lock().await.machine.pending_actions();
+            let mut progressed = false;
+            for action in pending {
+                match action {
+                    Action::RequestAggregation { round, base_model, spec, updates } => {
+                        let outcome = self.aggregate(&slot.record.spec, base_model, spec, &updates).await;
+                        if let AggregationOutcome::Failed { reason } = &outcome {
+                            tracing::warn!(task = %slot.record.id, %round, "aggregation failed: {reason}");
+                        }
+                        let event = Event::AggregationFinished { round, outcome };
+                        self.log_actions(slot, self.transition(slot, self.now(), event, None).await?);
+                        progressed = true;
+                    }
+                    Action::RequestSettlement { round, report, global_model } => {
+                        let next = self.settle(slot, round, report, global_model, self.now()).await?;
+                        let event = Event::SettlementCommitted { round, next: Some(next) };
+                        self.log_actions(slot, self.transition(slot, self.now(), event, None).await?);
+                        self.inner.metrics.round_settled();
+                        progressed = true;
+                    }
+                    Action::FinishTask { best, .. } => {
+                        if let Some(best) = best {
+                            // Until it is written, the driver retries (and a
+                            // restart promotes it: `promote_pending`).
+                            self.promote(&slot.record, best).await.map_err(|e| DriverError::Promotion(Box::new(e)))?;
+                        }
+                        return Ok(Drive::Finished);
+                    }
+                    _ => {}
+                }
+            }
+            if !progressed {
+                return Ok(Drive::Running);
+            }
+        }
+    }
+
+    /// Opens a task's first round now, without waiting for the rest of its
+    /// join window, if it has eligible participants; returns whether it runs.
+    pub async fn start_now(&self, task: TaskId) -> bool {
+        let Some(slot) = self.slot(task) else { return false };
+        if slot.runtime.lock().await.machine.is_started() {
+            return true;
+        }
+        let started = self.open_first_round(&slot).await.unwrap_or(false);
+        slot.wake.notify_one();
+        started
+    }
+
+    /// Opens the task's first round once its join window has passed and it
+    /// has eligible participants; returns whether it is running.
+    async fn try_start(&self, slot: &TaskSlot) -> Result<bool, DriverError> {
+        let window = u64::try_from(self.inner.config.join_window.as_millis()).unwrap_or(u64::MAX);
+        if self.now().get() < slot.record.created_at.get().saturating_add(window) {
+            return Ok(false);
+        }
+        self.open_first_round(slot).await
+    }
+
+    async fn open_first_round(&self, slot: &TaskSlot) -> Result<bool, DriverError> {
+        let participants = self.participants(slot.record.id).await?;
+        let event = Event::TaskStarted { initial_model: slot.record.initial_model, participants };
+        match self.transition(slot, self.now(), event, None).await {
+            Ok(actions) => {
+                self.log_actions(slot, actions);
+                Ok(true)
+            }
+            Err(TransitionError::Refused(Refusal::NoEligibleTrainers | Refusal::NoEligibleValidators)) => Ok(false),
+            Err(error) => Err(error.into()),
+        }
+    }
+
+    fn log_actions(&self, slot: &TaskSlot, actions: Vec<Action>) {
+        let task = slot.record.id;
+        for action in actions {
+            match action {
+                Action::PublishRound { round, trainers, .. } => {
+                    tracing::info!(%task, %round, sampled = trainers.len(), "round open");
+                }
+                Action::DropStragglers { round, trainers } => {
+                    tracing::info!(%task, %round, dropped = trainers.len(), "training closed without stragglers");
+                }
+                Action::AssignValidators { round, assignments, .. } => {
+                    tracing::info!(%task, %round, submissions = assignments.len(), "validation open");
+                }
+                Action::DropLateValidators { round, validators } => {
+                    tracing::info!(%task, %round, late = validators.len(), "validation closed without late validators");
+                }
+                Action::RequestAggregation { .. } | Action::RequestSettlement { .. } | Action::FinishTask { .. } => {}
+            }
+        }
+    }
+
+    /// Everyone who joined the task, with the effective stake the ledger
+    /// holds for them in the role they joined as (own stake plus
+    /// delegations, lock multipliers applied).
+    pub(crate) async fn participants(&self, task: TaskId) -> Result<Participants, DriverError> {
+        let mut participants = Participants::default();
+        for join in self.inner.store.joins(task).await? {
+            let stake = self.effective_stake(&join.participant, join.role).await?;
+            match join.role {
+                Role::Trainer => participants.trainers.insert(join.participant, stake),
+                Role::Validator => participants.validators.insert(join.participant, stake),
+            };
+        }
+        Ok(participants)
+    }
+}
