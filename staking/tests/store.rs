@@ -1,5 +1,6 @@
 //! One suite for every `LedgerStore`: each test runs on SQLite (in memory)
-//! always, and on PostgreSQL when `DATABASE_URL` names one (each test in a
+//! always, and on PostgreSQL as an ignored test (run with
+//! `--include-ignored` and `DATABASE_URL` naming a server; each test in a
 //! fresh schema). Results are compared with the in-memory reference ledger.
 
 use std::str::FromStr;
@@ -26,32 +27,41 @@ async fn sqlite() -> SqliteStore {
     SqliteStore::open("sqlite::memory:", key(0), Params::default()).await.expect("open sqlite")
 }
 
-/// A PostgreSQL store in a schema of its own, or `None` (with a note) when
-/// `DATABASE_URL` is not set.
-async fn postgres(test: &str) -> Option<PostgresStore> {
+/// A PostgreSQL store in a schema of its own, on the server `DATABASE_URL`
+/// names.
+async fn postgres(test: &str) -> PostgresStore {
     static SEQ: AtomicU32 = AtomicU32::new(0);
-    let Ok(url) = std::env::var("DATABASE_URL") else {
-        eprintln!("note: DATABASE_URL not set; {test} ran on SQLite only");
-        return None;
-    };
+    let url = std::env::var("DATABASE_URL").expect("DATABASE_URL names a PostgreSQL server");
     let schema = format!("t_{}_{}_{}", test, std::process::id(), SEQ.fetch_add(1, Ordering::Relaxed));
     let options = PgConnectOptions::from_str(&url).expect("DATABASE_URL parses");
     let admin = sqlx::PgPool::connect_with(options.clone()).await.expect("connect to DATABASE_URL");
     sqlx::query(&format!("CREATE SCHEMA {schema}")).execute(&admin).await.expect("create schema");
     let options = options.options([("search_path", schema.as_str())]);
-    Some(PostgresStore::connect(options, key(0), Params::default()).await.expect("open postgres"))
+    PostgresStore::connect(options, key(0), Params::default()).await.expect("open postgres")
 }
 
-/// Runs the generic async fn `$check` on every backend.
+/// Two tests of the generic async fn `$check`: `$name::on_sqlite` (in
+/// memory) and `$name::on_postgres`, ignored unless run with
+/// `--include-ignored`, and then needing `DATABASE_URL`. `$arg`s go to
+/// `#[tokio::test(..)]`.
 macro_rules! on_every_store {
-    ($check:ident) => {{
-        $check(Arc::new(sqlite().await)).await;
-        if let Some(store) = postgres(stringify!($check)).await {
-            $check(Arc::new(store)).await;
-        }
-    }};
-}
+    ($name:ident: $check:ident $(, $($arg:tt)*)?) => {
+        mod $name {
+            use super::*;
 
+            #[tokio::test$(($($arg)*))?]
+            async fn on_sqlite() {
+                $check(Arc::new(sqlite().await)).await;
+            }
+
+            #[tokio::test$(($($arg)*))?]
+            #[ignore = "needs PostgreSQL: set DATABASE_URL and run with --include-ignored (./test.sh does when it is set)"]
+            async fn on_postgres() {
+                $check(Arc::new(postgres(stringify!($check)).await)).await;
+            }
+        }
+    };
+}
 fn scenario() -> Vec<Operation> {
     let t = TaskId::new(1);
     vec![
@@ -142,10 +152,7 @@ async fn matches_reference<S: LedgerStore>(store: Arc<S>) {
     assert_eq!(audit.treasury, reference.treasury());
 }
 
-#[tokio::test]
-async fn store_matches_the_reference_ledger() {
-    on_every_store!(matches_reference);
-}
+on_every_store!(store_matches_the_reference_ledger: matches_reference);
 
 async fn idempotent<S: LedgerStore>(store: Arc<S>) {
     let issue = Operation::Issue { by: key(0), to: key(1), amount: micro(1_000) };
@@ -168,10 +175,7 @@ async fn idempotent<S: LedgerStore>(store: Arc<S>) {
     assert_eq!(store.free_balance(&key(1)).await.unwrap(), micro(599));
 }
 
-#[tokio::test]
-async fn retries_return_the_first_result() {
-    on_every_store!(idempotent);
-}
+on_every_store!(retries_return_the_first_result: idempotent);
 
 async fn settles_once<S: LedgerStore>(store: Arc<S>) {
     let task = TaskId::new(5);
@@ -195,10 +199,7 @@ async fn settles_once<S: LedgerStore>(store: Arc<S>) {
     assert_eq!(store.pool(task).await.unwrap().unwrap().settled_rounds, 1);
 }
 
-#[tokio::test]
-async fn a_round_settles_at_most_once() {
-    on_every_store!(settles_once);
-}
+on_every_store!(a_round_settles_at_most_once: settles_once);
 
 async fn hammer<S: LedgerStore + 'static>(store: Arc<S>) {
     // Four keys with 1_000 µ each; 8 tasks × 40 operations of transfers,
@@ -249,10 +250,7 @@ async fn hammer<S: LedgerStore + 'static>(store: Arc<S>) {
     assert_eq!(audit.held, audit.issued, "the books balance to the micro-unit");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn concurrent_operations_never_overdraw() {
-    on_every_store!(hammer);
-}
+on_every_store!(concurrent_operations_never_overdraw: hammer, flavor = "multi_thread", worker_threads = 4);
 
 /// Reads every page of a list, `limit` items at a time, checking that only
 /// full pages point to a next one.
@@ -465,7 +463,4 @@ async fn read_models<S: LedgerStore>(store: Arc<S>) {
 
 const MAX_PAGE_FOR_TEST: u32 = starling_staking::MAX_PAGE;
 
-#[tokio::test]
-async fn read_models_match_the_reference_ledger() {
-    on_every_store!(read_models);
-}
+on_every_store!(read_models_match_the_reference_ledger: read_models);
