@@ -22,6 +22,7 @@ mod krum;
 mod layout;
 mod network;
 mod rule;
+mod task_rule;
 
 pub use coordinate::{median, trimmed_mean};
 pub use error::{AggregationError, Result};
@@ -30,6 +31,7 @@ pub use inputs::Inputs;
 pub use krum::{Selection, bulyan, krum, multi_krum, pairwise_sq_distances};
 pub use layout::{Layout, TensorInfo, UpdateView};
 pub use rule::{Aggregate, Rule, aggregate, aggregate_into};
+pub use task_rule::TaskRule;
 
 pub mod codec;
 pub mod dp;

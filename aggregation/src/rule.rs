@@ -7,6 +7,12 @@ use crate::inputs::Inputs;
 use crate::krum;
 
 /// An aggregation rule and its parameters.
+///
+/// A task states its rule as the protocol's
+/// [`AggregationRule`](starling_protocol::AggregationRule), which also says how
+/// many updates each rule needs
+/// ([`min_clients`](starling_protocol::AggregationRule::min_clients)); convert
+/// it with [`Rule::try_from`] or [`TaskRule::new`](crate::TaskRule::new).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Rule {
     /// Sample-weighted mean (McMahan et al. 2017).
@@ -47,15 +53,6 @@ impl Rule {
             Rule::Krum { .. } => "krum",
             Rule::MultiKrum { .. } => "multi-krum",
             Rule::Bulyan { .. } => "bulyan",
-        }
-    }
-
-    /// The fewest updates this rule accepts.
-    pub fn min_clients(&self) -> usize {
-        match *self {
-            Rule::FedAvg | Rule::Median | Rule::TrimmedMean { .. } => 1,
-            Rule::Krum { byzantine } | Rule::MultiKrum { byzantine, .. } => 2 * byzantine + 3,
-            Rule::Bulyan { byzantine } => 4 * byzantine + 3,
         }
     }
 }

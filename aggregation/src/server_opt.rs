@@ -14,6 +14,10 @@
 //! The state is O(model) and lives in [`ServerState`], which a coordinator
 //! can export as one flat `Vec<f32>` and import again in a later round or
 //! after a restart.
+//!
+//! One file, one job: the optimizers' parameters and the state they step are
+//! read together by every update rule below (about 440 lines); its tests,
+//! beside them, make up the rest.
 
 use rayon::prelude::*;
 

@@ -12,7 +12,8 @@ use rand_distr::{Distribution, Normal};
 use starling_aggregation::{Layout, TensorInfo};
 use starling_models::zoo::ModelKind;
 
-use crate::aggregate::{RuleName, Spec, aggregate_files};
+use crate::aggregate_files::{Spec, aggregate_files};
+use crate::rule_flags::{RuleArgs, RuleName};
 use crate::tensors;
 
 #[derive(Debug, Clone, clap::Args)]
@@ -66,34 +67,28 @@ fn write_and_compare(dir: &Path, layout: &Layout, opts: &Options) -> Result<()> 
     );
     println!("honest clients send the true update plus noise; attackers send −10× it and claim 1,000 samples\n");
     println!("{:<13} {:>10} {:>9} {:>13}  selected", "rule", "time ms", "GB/s", "error vs true");
-    let f = bad.max(1);
+    let byzantine = u32::try_from(bad.max(1)).context("too many attackers")?;
     let rules = [
-        (RuleName::Fedavg, f),
-        (RuleName::Median, f),
-        (RuleName::TrimmedMean, f),
-        (RuleName::Krum, f),
-        (RuleName::MultiKrum, f),
-        (RuleName::Bulyan, f),
+        RuleName::Fedavg,
+        RuleName::Median,
+        RuleName::TrimmedMean,
+        RuleName::Krum,
+        RuleName::MultiKrum,
+        RuleName::Bulyan,
     ];
-    for (rule, byzantine) in rules {
-        let spec = Spec {
-            rule,
-            weights: weights.clone(),
-            beta: (bad as f64 / n as f64 + 1e-9).min(0.49),
-            byzantine,
-            select: None,
-            clip: None,
-            dp: None,
-            repeat: 3,
-        };
-        if rule == RuleName::Bulyan && n < 4 * byzantine + 3 {
-            println!("{:<13} needs at least {} clients", "bulyan", 4 * byzantine + 3);
+    for rule in rules {
+        let rules =
+            RuleArgs { rule, beta: (bad as f64 / n as f64 + 1e-9).min(0.49), byzantine, select: None, clip: None };
+        let needed = rules.to_rule(n)?.min_clients();
+        if (n as u64) < needed {
+            println!("{:<13} needs at least {needed} clients", rule.flag_name());
             continue;
         }
+        let spec = Spec { rules, weights: weights.clone(), dp: None, repeat: 3 };
         let (report, out_layout, model) = match aggregate_files(&paths, &spec) {
             Ok(r) => r,
             Err(e) => {
-                println!("{:<13} {e:#}", spec.rule.to_possible_value_name());
+                println!("{:<13} {e:#}", rule.flag_name());
                 continue;
             }
         };
@@ -148,10 +143,4 @@ fn relative_error(layout: &Layout, want: &[f32], got_layout: &Layout, got: &[f32
         }
     }
     (num / den).sqrt()
-}
-
-impl RuleName {
-    fn to_possible_value_name(self) -> String {
-        clap::ValueEnum::to_possible_value(&self).map(|v| v.get_name().to_owned()).unwrap_or_default()
-    }
 }

@@ -6,6 +6,7 @@ use clap::{Parser, Subcommand};
 
 mod aggregate;
 mod aggregate_demo;
+mod aggregate_files;
 mod client;
 mod coordinator;
 mod data;
@@ -16,6 +17,7 @@ mod ledger;
 mod market;
 mod participant;
 mod progress;
+mod rule_flags;
 mod runtime;
 mod serve_config;
 mod simulate;

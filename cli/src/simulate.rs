@@ -11,9 +11,9 @@ use starling_models::train::{Progress, Quiet, TrainConfig};
 use starling_models::zoo::ModelKind;
 use starling_sim::{Attack, PartitionKind, RoundResult, SimConfig, SimResult, simulate};
 
-use crate::aggregate::RuleArgs;
 use crate::device::DeviceArg;
 use crate::progress::{Bars, steps_bar};
+use crate::rule_flags::RuleArgs;
 
 #[derive(Debug, clap::Args)]
 pub(crate) struct Args {
@@ -96,7 +96,7 @@ struct ConfigJson {
     target_accuracy: Option<f32>,
     rule: &'static str,
     beta: f64,
-    byzantine: usize,
+    byzantine: u32,
     clip: Option<f64>,
     malicious: usize,
     attack: String,
@@ -135,14 +135,14 @@ pub(crate) fn run(args: Args) -> Result<()> {
         train,
         rounds: args.rounds,
         target_accuracy: args.target_accuracy,
-        rule: starling_aggregation::Rule::FedAvg,
+        rule: starling_protocol::AggregationRule::FedAvg,
         clip: args.rules.clip,
         malicious: args.malicious,
         attack: args.attack,
         seed: args.seed,
         eval_batch: args.eval_batch,
     };
-    config.rule = args.rules.to_rule(config.per_round());
+    config.rule = args.rules.to_rule(config.per_round())?;
     config.validate()?;
     let config_json = ConfigJson {
         model: args.model.name(),

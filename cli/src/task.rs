@@ -5,14 +5,13 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result, bail};
 use burn::prelude::Device;
-use clap::ValueEnum;
 use starling_models::zoo::{Model, ModelKind};
 use starling_protocol::{
-    AggregationRule, AggregationSpec, CreateTask, DataSpec, ModelSpec, ResponseBody, RoundDeadlines, TaskId, TaskInfo,
-    TaskSpec,
+    AggregationSpec, CreateTask, DataSpec, ModelSpec, ResponseBody, RoundDeadlines, TaskId, TaskInfo, TaskSpec,
 };
 
 use crate::client::{ClientArgs, unexpected};
+use crate::rule_flags::RuleName;
 use crate::runtime::block_on;
 use crate::units::{parse_star, star, utc};
 
@@ -75,7 +74,7 @@ struct SpecArgs {
     lr: f64,
     /// How accepted updates are combined; `best` keeps only the top-scored one (a competition).
     #[arg(long, value_enum, default_value = "fedavg")]
-    rule: TaskRule,
+    rule: RuleName,
     /// Trimmed mean: fraction cut from each end, in [0, 0.5).
     #[arg(long, default_value_t = 0.1)]
     beta: f64,
@@ -108,42 +107,7 @@ struct SpecArgs {
     validation_secs: u32,
 }
 
-/// The aggregation rules a task may name (the protocol's `AggregationRule`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-enum TaskRule {
-    /// Sample-weighted mean (McMahan et al. 2017).
-    Fedavg,
-    /// Coordinate-wise median.
-    Median,
-    /// Coordinate-wise trimmed mean (see --beta).
-    TrimmedMean,
-    /// Krum (see --byzantine).
-    Krum,
-    /// Multi-Krum (see --byzantine, --select).
-    MultiKrum,
-    /// Bulyan (see --byzantine).
-    Bulyan,
-    /// Only the best-scored submission: a competition.
-    Best,
-}
-
 impl SpecArgs {
-    fn rule(&self) -> Result<AggregationRule> {
-        let byzantine = self.byzantine;
-        Ok(match self.rule {
-            TaskRule::Fedavg => AggregationRule::FedAvg,
-            TaskRule::Median => AggregationRule::Median,
-            TaskRule::TrimmedMean => AggregationRule::TrimmedMean { beta: self.beta },
-            TaskRule::Krum => AggregationRule::Krum { byzantine },
-            TaskRule::MultiKrum => {
-                let select = self.select.context("--rule multi-krum needs --select N")?;
-                AggregationRule::MultiKrum { byzantine, select }
-            }
-            TaskRule::Bulyan => AggregationRule::Bulyan { byzantine },
-            TaskRule::Best => AggregationRule::Best,
-        })
-    }
-
     fn spec(&self) -> Result<TaskSpec> {
         let kind = self.model;
         Ok(TaskSpec {
@@ -155,7 +119,11 @@ impl SpecArgs {
             local_epochs: self.epochs,
             batch_size: self.batch_size,
             learning_rate: self.lr,
-            aggregation: AggregationSpec { rule: self.rule()?, norm_clip: self.clip, server_optimizer: None },
+            aggregation: AggregationSpec {
+                rule: self.rule.with(self.beta, self.byzantine, self.select)?,
+                norm_clip: self.clip,
+                server_optimizer: None,
+            },
             reward_pool: self.reward_pool.context("--reward-pool STAR is required (or give the whole --spec FILE)")?,
             min_trainer_stake: self.min_trainer_stake,
             min_validator_stake: self.min_validator_stake,

@@ -58,7 +58,10 @@ impl AggregationRule {
         }
     }
 
-    /// The fewest accepted updates a round needs for this rule to apply.
+    /// The fewest accepted updates a round needs for this rule to apply: the
+    /// workspace's one statement of it, matching what the aggregation crate
+    /// checks before it runs a rule. Krum needs `n ≥ 2f + 3`; Multi-Krum that
+    /// and at least the `select` updates it averages; Bulyan `n ≥ 4f + 3`.
     pub fn min_clients(&self) -> u64 {
         match *self {
             Self::FedAvg | Self::Median | Self::TrimmedMean { .. } | Self::Best => 1,

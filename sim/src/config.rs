@@ -1,8 +1,8 @@
 //! What a simulation runs.
 
-use starling_aggregation::Rule;
 use starling_models::train::TrainConfig;
 use starling_models::zoo::ModelKind;
+use starling_protocol::AggregationRule;
 
 use super::{Attack, SimError};
 
@@ -73,8 +73,10 @@ pub struct SimConfig {
     pub rounds: u32,
     /// Stop after the first round whose test accuracy reaches this, in `(0, 1]`.
     pub target_accuracy: Option<f32>,
-    /// How updates are combined.
-    pub rule: Rule,
+    /// How updates are combined, as a task names it. `Best` is refused: it
+    /// keeps the best-scored update, and a simulation has no validators to
+    /// score them.
+    pub rule: AggregationRule,
     /// Clip every update to this L2 norm first.
     pub clip: Option<f64>,
     /// How many clients are malicious (chosen by the seed), `≤ clients`.
@@ -119,7 +121,13 @@ impl SimConfig {
         {
             return bad("clip", format!("must be finite and positive, got {clip}"));
         }
-        if self.per_round() < self.rule.min_clients() {
+        if self.rule == AggregationRule::Best {
+            return bad(
+                "rule",
+                "best keeps the best-scored update, and a simulation has no validators to score".into(),
+            );
+        }
+        if (self.per_round() as u64) < self.rule.min_clients() {
             return bad(
                 "rule",
                 format!(

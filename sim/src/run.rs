@@ -8,7 +8,7 @@ use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
 use serde::Serialize;
-use starling_aggregation::{Inputs, Layout, TensorInfo, aggregate_into};
+use starling_aggregation::{Inputs, Layout, Rule, TensorInfo, aggregate_into};
 use starling_models::data::{Dataset, partition};
 use starling_models::train::{Features, Progress, Quiet, TrainConfig, TrainError, evaluate, train_local};
 use starling_models::zoo::Model;
@@ -71,6 +71,7 @@ pub fn simulate(
     on_round: &mut dyn FnMut(&RoundResult),
 ) -> Result<SimResult, SimError> {
     config.validate()?;
+    let rule = Rule::try_from(config.rule).map_err(|e| SimError::Config { field: "rule", reason: e.to_string() })?;
     let seed = config.seed;
     let parts = match config.partition {
         PartitionKind::Iid => partition::iid(train.len(), config.clients, seed)?,
@@ -157,7 +158,7 @@ pub fn simulate(
             if let Some(clip) = config.clip {
                 inputs = inputs.clip(clip).map_err(fail)?;
             }
-            Some(aggregate_into(&config.rule, &inputs, std::mem::take(&mut buffer)).map_err(fail)?)
+            Some(aggregate_into(&rule, &inputs, std::mem::take(&mut buffer)).map_err(fail)?)
         };
         let mut selected = None;
         if let Some(aggregate) = aggregate {

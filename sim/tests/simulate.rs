@@ -5,10 +5,10 @@ use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
 use burn::prelude::Device;
-use starling_aggregation::Rule;
 use starling_models::data::{Dataset, Mnist, Verify};
 use starling_models::train::{Quiet, TrainConfig};
 use starling_models::zoo::ModelKind;
+use starling_protocol::AggregationRule;
 use starling_sim::{Attack, PartitionKind, RoundResult, SimConfig, SimError, SimResult, simulate};
 
 /// 6,000 training and 2,000 test images.
@@ -34,7 +34,7 @@ fn config() -> SimConfig {
         train: TrainConfig { epochs: 1, batch_size: 10, learning_rate: 0.05, ..TrainConfig::default() },
         rounds: 3,
         target_accuracy: None,
-        rule: Rule::FedAvg,
+        rule: AggregationRule::FedAvg,
         clip: None,
         malicious: 0,
         attack: Attack::SignFlip,
@@ -98,8 +98,8 @@ fn sign_flippers_hurt_fedavg_and_the_median_resists_them() {
         ..config()
     };
     let fedavg = run(&attacked).unwrap();
-    let median = run(&SimConfig { rule: Rule::Median, ..attacked.clone() }).unwrap();
-    let krum = run(&SimConfig { rule: Rule::Krum { byzantine: 3 }, ..attacked.clone() }).unwrap();
+    let median = run(&SimConfig { rule: AggregationRule::Median, ..attacked.clone() }).unwrap();
+    let krum = run(&SimConfig { rule: AggregationRule::Krum { byzantine: 3 }, ..attacked.clone() }).unwrap();
     assert_eq!(fedavg.malicious.len(), 8);
     assert!(fedavg.rounds.iter().any(|r| r.malicious > 0));
     let last = |r: &SimResult| r.rounds.last().unwrap().accuracy;
@@ -159,7 +159,10 @@ fn bad_configs_are_refused_by_name_before_any_training() {
     refused(SimConfig { target_accuracy: Some(1.5), ..config() }, "target_accuracy");
     refused(SimConfig { malicious: 21, ..config() }, "malicious");
     refused(SimConfig { clip: Some(-1.0), ..config() }, "clip");
-    refused(SimConfig { rule: Rule::Krum { byzantine: 4 }, ..config() }, "rule");
+    refused(SimConfig { rule: AggregationRule::Krum { byzantine: 4 }, ..config() }, "rule");
+    // 10 sampled clients pass Krum's 2f + 3 = 5, but cannot supply 11 to average.
+    refused(SimConfig { rule: AggregationRule::MultiKrum { byzantine: 1, select: 11 }, ..config() }, "rule");
+    refused(SimConfig { rule: AggregationRule::Best, ..config() }, "rule");
     refused(SimConfig { train: TrainConfig { learning_rate: -1.0, ..TrainConfig::default() }, ..config() }, "train");
     let err = run(&SimConfig { clients: 7000, fraction: 0.001, ..config() }).unwrap_err();
     assert!(matches!(err, SimError::Partition(_)), "{err}");

@@ -1,9 +1,10 @@
-//! Amounts of STAR in integer micro-units, with arithmetic that refuses to
-//! overflow instead of wrapping.
+//! Amounts of STAR in integer micro-units, and the ledger's clock reading.
+//!
+//! The arithmetic that can fail (sums, differences, whole STAR) answers with
+//! [`LedgerError`](crate::LedgerError), which itself names amounts, so it
+//! lives a floor up, in `arithmetic.rs`.
 
 use std::fmt;
-
-use crate::error::LedgerError;
 
 /// Micro-units in one STAR (`1 STAR = 1_000_000 µSTAR`).
 pub const MICRO_PER_STAR: u64 = 1_000_000;
@@ -27,11 +28,6 @@ impl Amount {
         Self(micro)
     }
 
-    /// Whole STAR; fails with [`LedgerError::Overflow`] past `u64::MAX` µSTAR.
-    pub fn from_star(star: u64) -> Result<Self, LedgerError> {
-        star.checked_mul(MICRO_PER_STAR).map(Self).ok_or(LedgerError::Overflow)
-    }
-
     /// The raw count of µSTAR.
     pub const fn micro(self) -> u64 {
         self.0
@@ -40,17 +36,6 @@ impl Amount {
     /// Whether this is zero.
     pub const fn is_zero(self) -> bool {
         self.0 == 0
-    }
-
-    /// `self + other`, or [`LedgerError::Overflow`].
-    pub fn checked_add(self, other: Self) -> Result<Self, LedgerError> {
-        self.0.checked_add(other.0).map(Self).ok_or(LedgerError::Overflow)
-    }
-
-    /// `self − other`, or [`LedgerError::Underflow`] when `other` is larger:
-    /// callers that debit an account map that to a more specific error.
-    pub fn checked_sub(self, other: Self) -> Result<Self, LedgerError> {
-        self.0.checked_sub(other.0).map(Self).ok_or(LedgerError::Underflow)
     }
 
     /// `floor(self · numerator / denominator)`, exact in 128-bit arithmetic.
@@ -71,11 +56,6 @@ impl fmt::Display for Amount {
     }
 }
 
-/// Sums amounts, failing with [`LedgerError::Overflow`] instead of wrapping.
-pub fn checked_sum(amounts: impl IntoIterator<Item = Amount>) -> Result<Amount, LedgerError> {
-    amounts.into_iter().try_fold(Amount::ZERO, Amount::checked_add)
-}
-
 /// Seconds since the Unix epoch. The ledger never reads a clock: `now` is
 /// always an argument, so every rule is deterministic and testable.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, serde::Serialize)]
@@ -93,16 +73,6 @@ impl Timestamp {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn arithmetic_refuses_to_wrap() {
-        let max = Amount::from_micro(u64::MAX);
-        assert_eq!(max.checked_add(Amount::from_micro(1)), Err(LedgerError::Overflow));
-        assert_eq!(Amount::ZERO.checked_sub(Amount::from_micro(1)), Err(LedgerError::Underflow));
-        assert_eq!(Amount::from_star(u64::MAX), Err(LedgerError::Overflow));
-        assert_eq!(checked_sum([max, Amount::from_micro(1)]), Err(LedgerError::Overflow));
-        assert_eq!(checked_sum([Amount::from_micro(2), Amount::from_micro(3)]), Ok(Amount::from_micro(5)));
-    }
 
     #[test]
     fn fraction_floors_without_overflow() {

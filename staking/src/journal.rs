@@ -3,8 +3,9 @@
 
 use starling_protocol::{RoundNumber, TaskId};
 
-use crate::account::{AccountRef, Bond, BondId, Node};
+use crate::account::{AccountRef, BondId};
 use crate::amount::Amount;
+use crate::holdings::{Bond, Node};
 
 /// Why an entry moved money; read models filter on it (reward and slash
 /// history per task and per identity).

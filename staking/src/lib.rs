@@ -16,8 +16,10 @@
 
 mod account;
 mod amount;
+mod arithmetic;
 pub mod consensus;
 mod error;
+mod holdings;
 mod journal;
 mod memory;
 mod operation;
@@ -29,9 +31,11 @@ mod split;
 mod store;
 mod views;
 
-pub use account::{AccountRef, Bond, BondId, Node, Role, TaskPool};
-pub use amount::{Amount, MAX_SUPPLY, MICRO_PER_STAR, Timestamp, checked_sum};
+pub use account::{AccountRef, BondId};
+pub use amount::{Amount, MAX_SUPPLY, MICRO_PER_STAR, Timestamp};
+pub use arithmetic::checked_sum;
 pub use error::LedgerError;
+pub use holdings::{Bond, Node, Role, TaskPool};
 pub use journal::{Entry, EntryKind, Outcome, Plan, net_changes};
 pub use memory::MemoryLedger;
 pub use operation::{Operation, Touched};

@@ -5,9 +5,11 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use starling_protocol::{PublicKey, RoundNumber, TaskId};
 
-use crate::account::{AccountRef, Bond, BondId, Node, TaskPool};
-use crate::amount::{Amount, Timestamp, checked_sum};
+use crate::account::{AccountRef, BondId};
+use crate::amount::{Amount, Timestamp};
+use crate::arithmetic::checked_sum;
 use crate::error::LedgerError;
+use crate::holdings::{Bond, Node, TaskPool};
 use crate::journal::{Entry, Outcome, Plan, apply_change, net_changes};
 use crate::operation::{Operation, Touched};
 use crate::params::Params;

@@ -5,8 +5,9 @@ use std::collections::BTreeSet;
 
 use starling_protocol::{PublicKey, TaskId};
 
-use crate::account::{BondId, Role};
+use crate::account::BondId;
 use crate::amount::Amount;
+use crate::holdings::Role;
 use crate::settlement::RoundReport;
 
 /// One request to the ledger. Keys are identities already authenticated by

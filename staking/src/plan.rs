@@ -3,9 +3,10 @@
 
 use starling_protocol::PublicKey;
 
-use crate::account::{AccountRef, Bond, BondId, Node, Role};
+use crate::account::{AccountRef, BondId};
 use crate::amount::{Amount, MAX_SUPPLY};
 use crate::error::LedgerError;
+use crate::holdings::{Bond, Node, Role};
 use crate::journal::{EntryKind, Outcome, Plan};
 use crate::operation::Operation;
 use crate::params::{Commission, LockDays};
@@ -118,7 +119,7 @@ fn plan_fee(
         return Err(LedgerError::DuplicateShare { key: *key });
     }
     let paid = shares.iter().filter(|(key, _)| *key != payer).map(|(_, amount)| *amount);
-    let total = crate::amount::checked_sum(paid.chain([treasury]))?;
+    let total = crate::arithmetic::checked_sum(paid.chain([treasury]))?;
     nonzero(total)?;
     debit_free(snapshot, &payer, total)?;
     for (key, amount) in shares.iter().filter(|(key, _)| *key != payer) {

@@ -26,9 +26,10 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use starling_protocol::{PublicKey, RoundNumber, TaskId};
 
-use crate::account::{AccountRef, Bond, Role};
+use crate::account::AccountRef;
 use crate::amount::{Amount, Timestamp};
 use crate::error::LedgerError;
+use crate::holdings::{Bond, Role};
 use crate::journal::{EntryKind, Outcome, Plan};
 use crate::params::Ppm;
 use crate::snapshot::{Context, Snapshot};

@@ -5,8 +5,9 @@ use std::collections::BTreeMap;
 
 use starling_protocol::{PublicKey, TaskId};
 
-use crate::account::{Bond, BondId, Node, Role, TaskPool};
+use crate::account::BondId;
 use crate::amount::{Amount, Timestamp};
+use crate::holdings::{Bond, Node, Role, TaskPool};
 use crate::params::Params;
 
 /// The part of the ledger's state an operation needs, as of the start of its

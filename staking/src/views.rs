@@ -7,8 +7,9 @@
 
 use starling_protocol::{PublicKey, RoundNumber, TaskId};
 
-use crate::account::{AccountRef, Bond, BondId};
+use crate::account::{AccountRef, BondId};
 use crate::amount::{Amount, Timestamp};
+use crate::holdings::Bond;
 use crate::journal::{Entry, EntryKind};
 use crate::operation::Operation;
 use crate::snapshot::Snapshot;

@@ -6,8 +6,9 @@ use sqlx::postgres::PgConnectOptions;
 use starling_protocol::{PublicKey, TaskId};
 
 use super::{Audit, LedgerStore, PostgresStore, SqliteStore, StoreError};
-use crate::account::{Bond, BondId, Role, TaskPool};
+use crate::account::BondId;
 use crate::amount::{Amount, Timestamp};
+use crate::holdings::{Bond, Role, TaskPool};
 use crate::journal::Outcome;
 use crate::operation::Operation;
 use crate::params::Params;

@@ -18,8 +18,9 @@ pub use error::StoreError;
 pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
 
-use crate::account::{Bond, BondId, Role, TaskPool};
+use crate::account::BondId;
 use crate::amount::{Amount, Timestamp};
+use crate::holdings::{Bond, Role, TaskPool};
 use crate::journal::Outcome;
 use crate::operation::Operation;
 use crate::views::{Balances, HistoryEntry, Page, PageRequest, Position};

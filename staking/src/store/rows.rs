@@ -3,8 +3,9 @@
 use starling_protocol::PublicKey;
 
 use super::StoreError;
-use crate::account::{AccountRef, Bond, BondId, Role};
+use crate::account::{AccountRef, BondId};
 use crate::amount::{Amount, Timestamp};
+use crate::holdings::{Bond, Role};
 use crate::journal::EntryKind;
 use crate::params::{Commission, LockDays};
 use crate::views::{HistoryEntry, PageRequest, Position};
