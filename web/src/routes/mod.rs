@@ -6,6 +6,5 @@ pub(crate) mod model;
 pub(crate) mod openapi;
 pub(crate) mod openapi_market;
 pub(crate) mod ops;
-pub(crate) mod params;
 pub(crate) mod predict;
 pub(crate) mod tasks;

@@ -31,14 +31,14 @@ use axum::http::header::{self, HeaderMap, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use starling_protocol::{ContentHash, PREDICT_ENVELOPE_HEADER};
 
-use crate::error::ApiError;
-use crate::html::format;
+use crate::error::{ApiError, store_failed};
+use crate::format;
+use crate::params::model_version;
 use crate::predict::json::InputError;
 use crate::predict::signed::{self, Refusal, SignedCall};
 use crate::predict::{image, json};
 use crate::read_model::PredictError;
-use crate::router::AppState;
-use crate::routes::params::{model_version, store_failed};
+use crate::state::AppState;
 use crate::views::{Caller, PredictCall};
 
 /// The route's path, as [`crate::router::api_routes`] lists it.
@@ -164,7 +164,7 @@ fn refused(refusal: Refusal) -> ApiError {
 /// The model's input for a PNG body: the image as grayscale, at the size of
 /// the model's input (the last two dimensions of its input shape).
 async fn png_input(state: &AppState, body: &[u8], id: u64, version: u32) -> Result<Vec<f32>, ApiError> {
-    let model = super::market::find_model(state, id).await?;
+    let model = state.market_model(id).await?;
     if !model.versions.iter().any(|v| v.summary.version == version) {
         return Err(ApiError::not_found(format!("model {id} has no version {version}")));
     }
