@@ -64,16 +64,7 @@ mod tests {
         assert_eq!(
             body,
             json!({
-                "items": [{
-                    "id": 1,
-                    "model": "mnist-cnn",
-                    "dataset": "mnist",
-                    "phase": "training",
-                    "round": 2,
-                    "rounds": 10,
-                    "participants": 3,
-                    "pool_left": 800_000_000u64,
-                }],
+                "items": [MemoryModel::task_one_summary_json()],
                 "next_cursor": "1",
             })
         );
