@@ -7,6 +7,9 @@
 //! has to parse a second format, and a 5xx never carries internal detail.
 //! The one exception is the dashboard: its HTML routes render the same
 //! [`ApiError`] as a page for people, marked with [`keep_shape`].
+//!
+//! A failure of the read model becomes a bare 503 or 500 through
+//! [`store_failed`], which logs its cause and sends none of it.
 
 use std::borrow::Cow;
 
@@ -14,6 +17,8 @@ use axum::Json;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
+
+use crate::read_model::ReadError;
 
 /// An error answer: a status, a stable machine-readable `code` and a message
 /// for people. Messages of 4xx say what the caller did wrong; messages of 5xx
@@ -156,6 +161,34 @@ pub(crate) async fn normalize_errors(response: Response) -> Response {
     parts.headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
     parts.extensions.insert(Shaped);
     Response::from_parts(parts, shaped.into_body())
+}
+
+/// Logs a read-model failure in full and answers with the bare status.
+pub(crate) fn store_failed(operation: &'static str) -> impl FnOnce(ReadError) -> ApiError {
+    move |error| {
+        let cause = std::error::Error::source(&error).map(ToString::to_string).unwrap_or_default();
+        match error {
+            ReadError::Unavailable(_) => {
+                tracing::warn!(operation, %cause, "read model unavailable");
+                ApiError::unavailable()
+            }
+            ReadError::Internal(_) => {
+                tracing::error!(operation, %cause, "read model failed");
+                ApiError::internal()
+            }
+        }
+    }
+}
+
+/// What a read of one thing answered: the thing, the 404 that says
+/// `missing` when there is none, or the [`store_failed`] answer (logged as
+/// `operation`) when the read model failed.
+pub(crate) fn found<T>(
+    read: Result<Option<T>, ReadError>,
+    operation: &'static str,
+    missing: impl FnOnce() -> String,
+) -> Result<T, ApiError> {
+    read.map_err(store_failed(operation))?.ok_or_else(|| ApiError::not_found(missing()))
 }
 
 #[cfg(test)]

@@ -10,20 +10,23 @@
 
 mod config;
 mod error;
+mod format;
 mod html;
 mod page;
+mod params;
 mod predict;
 mod read_model;
 mod router;
 mod routes;
 mod serve;
+mod state;
 #[cfg(test)]
 mod testing;
 mod views;
 
 pub use config::{RateLimit, WebConfig};
 pub use error::ApiError;
-pub use html::format::civil_date;
+pub use format::civil_date;
 pub use page::{Cursor, InvalidCursor, Page, PageRequest};
 pub use read_model::{BoxError, BoxFuture, ByteStream, ModelBlob, ModelBody, PredictError, ReadError, ReadModel};
 pub use router::{router, router_with_config};

@@ -15,18 +15,9 @@ use crate::config::WebConfig;
 use crate::error::{ApiError, normalize_errors};
 use crate::html;
 use crate::html::layout::HtmlError;
-use crate::predict::Guards;
 use crate::read_model::ReadModel;
 use crate::routes::{accounts, market, model, openapi, ops, predict, tasks};
-
-/// What every handler shares.
-#[derive(Clone)]
-pub(crate) struct AppState {
-    pub(crate) model: Arc<dyn ReadModel>,
-    pub(crate) config: Arc<WebConfig>,
-    /// The prediction route's envelope verifier and rate limiters.
-    pub(crate) guards: Arc<Guards>,
-}
+use crate::state::AppState;
 
 /// The HTTP API and dashboard over `model` with [`WebConfig::default`] limits.
 ///
@@ -64,8 +55,7 @@ pub fn router(model: Arc<dyn ReadModel>) -> Router {
 /// [`router`] with explicit limits.
 pub fn router_with_config(model: Arc<dyn ReadModel>, config: WebConfig) -> Router {
     let (body_limit, predict_limit) = (config.max_body_bytes, config.max_predict_body_bytes);
-    let guards = Arc::new(Guards::new(&config));
-    let state = AppState { model, config: Arc::new(config), guards };
+    let state = AppState::new(model, config);
     let pages = Router::new()
         .route("/", get(html::tasks::list))
         .route("/tasks/{id}", get(html::task::detail))

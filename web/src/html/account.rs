@@ -9,11 +9,11 @@ use axum::response::Response;
 use maud::{Markup, html};
 use starling_protocol::PublicKey;
 
-use crate::error::ApiError;
+use crate::format;
 use crate::html::layout::{HtmlError, Page, respond};
-use crate::html::{format, parts};
-use crate::router::AppState;
-use crate::routes::params::{PageQuery, page_request, public_key, store_failed};
+use crate::html::parts;
+use crate::params::{PageQuery, page_request, public_key};
+use crate::state::AppState;
 use crate::views::{AccountView, BondView, HistoryKind, StakeRole};
 
 /// The lock-up the suggested commands use: the shortest one that earns
@@ -29,12 +29,7 @@ pub(crate) async fn get(
 ) -> Result<Response, HtmlError> {
     let key = public_key(path)?;
     let request = page_request(query, &state.config)?;
-    let account = state
-        .model
-        .account(key, request)
-        .await
-        .map_err(store_failed("read account"))?
-        .ok_or_else(|| ApiError::not_found(format!("no account for key {key}")))?;
+    let account = state.account(key, request).await?;
     let hex = key.to_string();
     let main = html! {
         h1 { "Account " code { (format::short(&hex)) "…" } }
@@ -85,7 +80,7 @@ fn bonds(bonds: &[BondView], delegations: bool, none: &str) -> Markup {
                         tr {
                             td.num { (bond.id) }
                             @if delegations { td { (parts::identity(&bond.node)) } }
-                            td { (role(bond.role)) }
+                            td { (parts::role(bond.role)) }
                             td.num { (format::star(bond.amount)) }
                             td.num { (format::star_wide(bond.effective)) }
                             td.num { @if bond.lock_days == 0 { "none" } @else { (bond.lock_days) " days" } }
@@ -126,14 +121,6 @@ fn history(account: &AccountView) -> Markup {
                 }
             }
         }
-    }
-}
-
-/// The role as the CLI's `--role` spells it.
-fn role(role: StakeRole) -> &'static str {
-    match role {
-        StakeRole::Trainer => "trainer",
-        StakeRole::Validator => "validator",
     }
 }
 
@@ -178,7 +165,7 @@ fn commands(account: &AccountView) -> Markup {
 fn delegate_command(key: &PublicKey, role: StakeRole) -> String {
     format!(
         "starling delegate --to {key} --role {} --amount <STAR> --lock-days {SUGGESTED_LOCK_DAYS}",
-        self::role(role)
+        parts::role(role)
     )
 }
 

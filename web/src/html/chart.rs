@@ -12,7 +12,7 @@
 
 use maud::{Markup, html};
 
-use crate::html::format;
+use crate::format;
 use crate::views::RoundRecord;
 
 /// Size of the drawing in SVG user units; it scales to the page's width.

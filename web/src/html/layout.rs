@@ -3,7 +3,8 @@
 //! page is sent with, and the HTML error page.
 //!
 //! Pages carry no external asset. The one stylesheet and the scripts (the
-//! live update and the market's try-it box) are inline, and the
+//! live update and the market's try-it box, listed in
+//! [`scripts`](crate::html::scripts)) are inline, and the
 //! `Content-Security-Policy` allows exactly those by their SHA-256 hashes:
 //! even if some dynamic string escaped the escaping, a script it injected
 //! would not run.
@@ -17,7 +18,7 @@ use sha2::{Digest, Sha256};
 use starling_protocol::{RoundPhase, TaskId};
 
 use crate::error::{ApiError, keep_shape};
-use crate::html::market_model::TRY_IT_SCRIPT;
+use crate::html::scripts::{LIVE_SCRIPT, SCRIPTS};
 
 /// The stylesheet of every page.
 const CSS: &str = "
@@ -67,33 +68,8 @@ ol.probabilities meter { width: 100%; }
 ol.probabilities .num { text-align: right; }
 ";
 
-/// Polls the task's JSON and reloads the page when its round or phase has
-/// changed. Pages work fully without it (a `<noscript>` refresh stands in).
-const LIVE_SCRIPT: &str = r#"
-(function () {
-  var main = document.querySelector("main[data-poll]");
-  if (!main || !window.fetch) return;
-  var note = document.getElementById("live");
-  if (note) note.textContent = "Live: this page reloads when the round or its phase changes.";
-  setInterval(function () {
-    if (document.hidden) return;
-    fetch(main.dataset.poll, { headers: { Accept: "application/json" }, cache: "no-store" })
-      .then(function (response) { return response.ok ? response.json() : null; })
-      .then(function (task) {
-        if (task && (String(task.round) !== main.dataset.round || task.phase !== main.dataset.phase)) {
-          location.reload();
-        }
-      })
-      .catch(function () {});
-  }, 5000);
-})();
-"#;
-
 /// Seconds between reloads for browsers without script, while a round runs.
 const NOSCRIPT_REFRESH_SECS: u32 = 30;
-
-/// Every script a page may embed; the policy allows each by its hash.
-const SCRIPTS: [&str; 2] = [LIVE_SCRIPT, TRY_IT_SCRIPT];
 
 /// The `Content-Security-Policy` of every page. `connect-src 'self'` lets
 /// the scripts call the JSON API of the same origin.
@@ -252,6 +228,7 @@ impl IntoResponse for HtmlError {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::html::scripts::TRY_IT_SCRIPT;
 
     #[test]
     fn base64_matches_rfc_4648_vectors() {

@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 
 use starling_protocol::PublicKey;
 
-use crate::html::format;
+use crate::format;
 use crate::views::{IdentityPayout, SubmissionOutcome, SubmissionView};
 
 /// One identity's line on the leaderboard.

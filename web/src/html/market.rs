@@ -5,13 +5,13 @@ use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::Response;
-use maud::{Markup, html};
+use maud::html;
 
+use crate::format;
 use crate::html::layout::{HtmlError, Page, respond};
-use crate::html::{format, parts};
-use crate::router::AppState;
-use crate::routes::params::{PageQuery, page_request, store_failed};
-use crate::views::Price;
+use crate::html::parts;
+use crate::params::{PageQuery, page_request};
+use crate::state::AppState;
 
 /// The models list, paged by `?cursor=&limit=` like `GET /api/models`.
 pub(crate) async fn list(
@@ -19,7 +19,7 @@ pub(crate) async fn list(
     query: Result<Query<PageQuery>, QueryRejection>,
 ) -> Result<Response, HtmlError> {
     let request = page_request(query, &state.config)?;
-    let models = state.model.list_models(request).await.map_err(store_failed("list models"))?;
+    let models = state.models(request).await?;
     let main = html! {
         h1 { "Model market" }
         p.muted {
@@ -47,7 +47,7 @@ pub(crate) async fn list(
                             td.num { (format::accuracy(Some(model.latest.consensus_accuracy))) }
                             td.num { (format::accuracy(model.latest.accuracy)) }
                             td.num { (format::loss(model.latest.loss)) }
-                            td { (price(model.latest.price)) }
+                            td { (parts::price(model.latest.price)) }
                             td.num { (model.version_count) }
                         }
                     }
@@ -57,11 +57,6 @@ pub(crate) async fn list(
         (parts::pager("/market", request, models.next_cursor, state.config.default_page_limit))
     };
     Ok(respond(StatusCode::OK, &Page::new("Model market", main)))
-}
-
-/// `0.001000 STAR per call + 0.000100 STAR per input`.
-pub(crate) fn price(price: Price) -> Markup {
-    html! { (format::star(price.base)) " per call + " (format::star(price.per_item)) " per input" }
 }
 
 #[cfg(test)]

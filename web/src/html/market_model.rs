@@ -12,17 +12,13 @@ use axum::http::{StatusCode, Uri};
 use axum::response::Response;
 use maud::{Markup, html};
 
+use crate::format;
 use crate::html::layout::{HtmlError, Page, respond};
-use crate::html::market::price;
-use crate::html::{format, parts};
-use crate::router::AppState;
-use crate::routes::market::find_model;
-use crate::routes::params::model_id;
-use crate::views::{ModelDetail, StakeRole, VersionDetail};
-
-/// The try-it box's script. The page's `Content-Security-Policy` allows it
-/// by its hash, so it is embedded byte for byte.
-pub(crate) const TRY_IT_SCRIPT: &str = include_str!("try_it.js");
+use crate::html::parts;
+use crate::html::scripts::TRY_IT_SCRIPT;
+use crate::params::model_id;
+use crate::state::AppState;
+use crate::views::{ModelDetail, VersionDetail};
 
 /// How many canvas pixels stand for one input value, each way: a 28×28
 /// model gets a 280×280 canvas.
@@ -38,8 +34,7 @@ pub(crate) async fn detail(
     uri: Uri,
     headers: HeaderMap,
 ) -> Result<Response, HtmlError> {
-    let id = model_id(path)?;
-    let model = find_model(&state, id).await?;
+    let model = state.market_model(model_id(path)?).await?;
     let summary = &model.summary;
     let drawable = drawable(&summary.input_shape);
     let main = html! {
@@ -88,7 +83,7 @@ fn facts(model: &ModelDetail) -> Markup {
                 (format::accuracy(Some(latest.consensus_accuracy))) " by the validators' consensus, "
                 (format::accuracy(latest.accuracy)) " measured"
             }
-            dt { "Price" } dd { (price(latest.price)) span.muted { " (more while calls queue)" } }
+            dt { "Price" } dd { (parts::price(latest.price)) span.muted { " (more while calls queue)" } }
         }
     }
 }
@@ -150,7 +145,7 @@ fn versions(model: &ModelDetail) -> Markup {
                         td.num { (format::accuracy(Some(v.consensus_accuracy))) }
                         td.num { (format::accuracy(v.accuracy)) }
                         td.num { (format::loss(v.loss)) }
-                        td { (price(v.price)) }
+                        td { (parts::price(v.price)) }
                         td.num { (v.size_bytes) " bytes" }
                         td {
                             a href=(format!("/api/models/{id}/versions/{}/download", v.version)) download {
@@ -184,7 +179,7 @@ fn lineage(version: &VersionDetail) -> Markup {
                     @for contributor in &version.contributors {
                         tr {
                             td { (parts::identity(&contributor.key)) }
-                            td { (match contributor.role { StakeRole::Trainer => "trainer", StakeRole::Validator => "validator" }) }
+                            td { (parts::role(contributor.role)) }
                             td.num { (format::star(contributor.earned)) }
                         }
                     }

@@ -5,11 +5,11 @@
 
 pub(crate) mod account;
 pub(crate) mod chart;
-pub(crate) mod format;
 pub(crate) mod layout;
 pub(crate) mod leaderboard;
 pub(crate) mod market;
 pub(crate) mod market_model;
 pub(crate) mod parts;
+pub(crate) mod scripts;
 pub(crate) mod task;
 pub(crate) mod tasks;

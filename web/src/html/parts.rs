@@ -1,11 +1,12 @@
-//! Small pieces several pages use: identity links, phase badges and the
-//! links between pages of a list.
+//! Small pieces several pages use: identity links, phase badges, prices,
+//! role names and the links between pages of a list.
 
 use maud::{Markup, html};
 use starling_protocol::{PublicKey, RoundPhase};
 
-use crate::html::format;
+use crate::format;
 use crate::page::{Cursor, PageRequest};
+use crate::views::{Price, StakeRole};
 
 /// A key as a link to its account page, shortened, with the whole key as
 /// the tooltip.
@@ -17,6 +18,19 @@ pub(crate) fn identity(key: &PublicKey) -> Markup {
 /// The phase as a badge.
 pub(crate) fn phase(phase: RoundPhase) -> Markup {
     html! { span.phase.finished[phase.is_terminal()] { (phase) } }
+}
+
+/// `0.001000 STAR per call + 0.000100 STAR per input`.
+pub(crate) fn price(price: Price) -> Markup {
+    html! { (format::star(price.base)) " per call + " (format::star(price.per_item)) " per input" }
+}
+
+/// The role as the CLI's `--role` spells it.
+pub(crate) fn role(role: StakeRole) -> &'static str {
+    match role {
+        StakeRole::Trainer => "trainer",
+        StakeRole::Validator => "validator",
+    }
 }
 
 /// Links to the first page (when this is not it) and to the next one (when

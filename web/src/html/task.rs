@@ -9,12 +9,12 @@ use axum::response::Response;
 use maud::{Markup, html};
 use starling_protocol::TaskSpec;
 
-use crate::error::ApiError;
+use crate::format;
 use crate::html::layout::{HtmlError, Live, Page, respond};
 use crate::html::leaderboard::standings;
-use crate::html::{chart, format, parts};
-use crate::router::AppState;
-use crate::routes::params::{store_failed, task_id};
+use crate::html::{chart, parts};
+use crate::params::task_id;
+use crate::state::AppState;
 use crate::views::{SubmissionOutcome, TaskDetail};
 
 /// The task's page; it polls and reloads itself while the task runs.
@@ -22,13 +22,7 @@ pub(crate) async fn detail(
     State(state): State<AppState>,
     path: Result<Path<String>, PathRejection>,
 ) -> Result<Response, HtmlError> {
-    let id = task_id(path)?;
-    let task = state
-        .model
-        .task(id)
-        .await
-        .map_err(store_failed("read task"))?
-        .ok_or_else(|| ApiError::not_found(format!("no task {id}")))?;
+    let task = state.task(task_id(path)?).await?;
     let summary = &task.summary;
     let live = (!summary.phase.is_terminal()).then_some(Live {
         task: summary.id,

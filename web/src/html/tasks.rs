@@ -6,10 +6,11 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use maud::html;
 
+use crate::format;
 use crate::html::layout::{HtmlError, Page, respond};
-use crate::html::{format, parts};
-use crate::router::AppState;
-use crate::routes::params::{PageQuery, page_request, store_failed};
+use crate::html::parts;
+use crate::params::{PageQuery, page_request};
+use crate::state::AppState;
 
 /// The tasks list, paged by `?cursor=&limit=` like `GET /api/tasks`.
 pub(crate) async fn list(
@@ -17,7 +18,7 @@ pub(crate) async fn list(
     query: Result<Query<PageQuery>, QueryRejection>,
 ) -> Result<Response, HtmlError> {
     let request = page_request(query, &state.config)?;
-    let tasks = state.model.list_tasks(request).await.map_err(store_failed("list tasks"))?;
+    let tasks = state.tasks(request).await?;
     let main = html! {
         h1 { "Tasks" }
         @if tasks.items.is_empty() {

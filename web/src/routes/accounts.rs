@@ -6,8 +6,8 @@ use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 
 use crate::error::ApiError;
-use crate::router::AppState;
-use crate::routes::params::{PageQuery, page_request, public_key, store_failed};
+use crate::params::{PageQuery, page_request, public_key};
+use crate::state::AppState;
 use crate::views::AccountView;
 
 /// The account, with the history page named by `?cursor=&limit=`.
@@ -18,10 +18,7 @@ pub(crate) async fn get(
 ) -> Result<Json<AccountView>, ApiError> {
     let key = public_key(path)?;
     let page = page_request(query, &state.config)?;
-    match state.model.account(key, page).await.map_err(store_failed("read account"))? {
-        Some(account) => Ok(Json(account)),
-        None => Err(ApiError::not_found(format!("no account for key {key}"))),
-    }
+    Ok(Json(state.account(key, page).await?))
 }
 
 #[cfg(test)]

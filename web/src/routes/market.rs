@@ -8,11 +8,11 @@ use axum::extract::{Path, Query, State};
 use axum::http::HeaderMap;
 use axum::response::Response;
 
-use crate::error::ApiError;
+use crate::error::{ApiError, found};
 use crate::page::Page;
-use crate::router::AppState;
+use crate::params::{PageQuery, model_id, model_version, page_request};
 use crate::routes::model::blob_response;
-use crate::routes::params::{PageQuery, model_id, model_version, page_request, store_failed};
+use crate::state::AppState;
 use crate::views::{ModelDetail, ModelSummary};
 
 /// One page of models.
@@ -21,8 +21,7 @@ pub(crate) async fn list(
     query: Result<Query<PageQuery>, QueryRejection>,
 ) -> Result<Json<Page<ModelSummary>>, ApiError> {
     let page = page_request(query, &state.config)?;
-    let models = state.model.list_models(page).await.map_err(store_failed("list models"))?;
-    Ok(Json(models))
+    Ok(Json(state.models(page).await?))
 }
 
 /// One model with every version.
@@ -30,18 +29,7 @@ pub(crate) async fn detail(
     State(state): State<AppState>,
     path: Result<Path<String>, PathRejection>,
 ) -> Result<Json<ModelDetail>, ApiError> {
-    let id = model_id(path)?;
-    Ok(Json(find_model(&state, id).await?))
-}
-
-/// Model `id` with its versions, or the 404 that says there is none.
-pub(crate) async fn find_model(state: &AppState, id: u64) -> Result<ModelDetail, ApiError> {
-    state
-        .model
-        .market_model(id)
-        .await
-        .map_err(store_failed("read market model"))?
-        .ok_or_else(|| ApiError::not_found(format!("no model {id}")))
+    Ok(Json(state.market_model(model_id(path)?).await?))
 }
 
 /// A version's safetensors file, named `model-{id}-v{version}.safetensors`.
@@ -51,12 +39,9 @@ pub(crate) async fn download(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let (id, version) = model_version(path)?;
-    let blob = state
-        .model
-        .model_version_file(id, version)
-        .await
-        .map_err(store_failed("read model version file"))?
-        .ok_or_else(|| ApiError::not_found(format!("model {id} has no version {version}")))?;
+    let blob = found(state.model.model_version_file(id, version).await, "read model version file", || {
+        format!("model {id} has no version {version}")
+    })?;
     let name = format!("model-{id}-v{version}.safetensors");
     Ok(blob_response(blob, &headers, &name, format!("model {id} version {version}")))
 }

@@ -19,10 +19,10 @@ use bytes::Bytes;
 use futures_core::Stream;
 use starling_protocol::{ContentHash, TaskId};
 
-use crate::error::ApiError;
+use crate::error::{ApiError, found};
+use crate::params::task_id;
 use crate::read_model::{BoxError, ByteStream, ModelBlob, ModelBody};
-use crate::router::AppState;
-use crate::routes::params::{store_failed, task_id};
+use crate::state::AppState;
 
 /// The model download.
 pub(crate) async fn download(
@@ -31,12 +31,7 @@ pub(crate) async fn download(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let id = task_id(path)?;
-    let blob = state
-        .model
-        .model(id)
-        .await
-        .map_err(store_failed("read model"))?
-        .ok_or_else(|| ApiError::not_found(format!("task {id} has no global model")))?;
+    let blob = found(state.model.model(id).await, "read model", || format!("task {id} has no global model"))?;
     let name = file_name(id, &blob.hash);
     Ok(blob_response(blob, &headers, &name, format!("task {id}")))
 }

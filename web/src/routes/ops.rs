@@ -4,9 +4,8 @@ use axum::extract::State;
 use axum::http::header::{self, HeaderValue};
 use axum::response::{IntoResponse, Response};
 
-use crate::error::ApiError;
-use crate::router::AppState;
-use crate::routes::params::store_failed;
+use crate::error::{ApiError, store_failed};
+use crate::state::AppState;
 
 /// The content type of Prometheus' text exposition format.
 pub(crate) const PROMETHEUS_TEXT: &str = "text/plain; version=0.0.4; charset=utf-8";

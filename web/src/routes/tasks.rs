@@ -6,8 +6,8 @@ use axum::extract::{Path, Query, State};
 
 use crate::error::ApiError;
 use crate::page::Page;
-use crate::router::AppState;
-use crate::routes::params::{PageQuery, page_request, store_failed, task_id};
+use crate::params::{PageQuery, page_request, task_id};
+use crate::state::AppState;
 use crate::views::{TaskDetail, TaskSummary};
 
 /// One page of tasks.
@@ -16,8 +16,7 @@ pub(crate) async fn list(
     query: Result<Query<PageQuery>, QueryRejection>,
 ) -> Result<Json<Page<TaskSummary>>, ApiError> {
     let page = page_request(query, &state.config)?;
-    let tasks = state.model.list_tasks(page).await.map_err(store_failed("list tasks"))?;
-    Ok(Json(tasks))
+    Ok(Json(state.tasks(page).await?))
 }
 
 /// One task in detail.
@@ -25,11 +24,7 @@ pub(crate) async fn detail(
     State(state): State<AppState>,
     path: Result<Path<String>, PathRejection>,
 ) -> Result<Json<TaskDetail>, ApiError> {
-    let id = task_id(path)?;
-    match state.model.task(id).await.map_err(store_failed("read task"))? {
-        Some(task) => Ok(Json(task)),
-        None => Err(ApiError::not_found(format!("no task {id}"))),
-    }
+    Ok(Json(state.task(task_id(path)?).await?))
 }
 
 #[cfg(test)]
@@ -69,16 +64,7 @@ mod tests {
         assert_eq!(
             body,
             json!({
-                "items": [{
-                    "id": 1,
-                    "model": "mnist-cnn",
-                    "dataset": "mnist",
-                    "phase": "training",
-                    "round": 2,
-                    "rounds": 10,
-                    "participants": 3,
-                    "pool_left": 800_000_000u64,
-                }],
+                "items": [MemoryModel::task_one_summary_json()],
                 "next_cursor": "1",
             })
         );

@@ -1,5 +1,6 @@
-//! How the pages write numbers, amounts, times and keys: one function per
-//! kind, so a value reads the same in a table, a tooltip and the CLI.
+//! How numbers, amounts, times and keys are written for people: one
+//! function per kind, so a value reads the same in a table, a tooltip, an
+//! error message of the API and the CLI.
 
 use starling_protocol::{AggregationRule, AggregationSpec, ServerOptimizer};
 

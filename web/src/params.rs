@@ -10,7 +10,6 @@ use starling_protocol::{PublicKey, TaskId};
 use crate::config::WebConfig;
 use crate::error::ApiError;
 use crate::page::{Cursor, PageRequest};
-use crate::read_model::ReadError;
 
 /// `?cursor=&limit=` as sent; both optional, an empty value counts as absent.
 #[derive(Debug, Deserialize)]
@@ -81,23 +80,6 @@ pub(crate) fn public_key(path: Result<Path<String>, PathRejection>) -> Result<Pu
     let Path(text) = path.map_err(|rejection| ApiError::bad_request("invalid_public_key", rejection.body_text()))?;
     text.parse::<PublicKey>()
         .map_err(|error| ApiError::bad_request("invalid_public_key", format!("public key must be hex: {error}")))
-}
-
-/// Logs a read-model failure in full and answers with the bare status.
-pub(crate) fn store_failed(operation: &'static str) -> impl FnOnce(ReadError) -> ApiError {
-    move |error| {
-        let cause = std::error::Error::source(&error).map(ToString::to_string).unwrap_or_default();
-        match error {
-            ReadError::Unavailable(_) => {
-                tracing::warn!(operation, %cause, "read model unavailable");
-                ApiError::unavailable()
-            }
-            ReadError::Internal(_) => {
-                tracing::error!(operation, %cause, "read model failed");
-                ApiError::internal()
-            }
-        }
-    }
 }
 
 /// A `u64` written as plain decimal digits (no sign, no spaces).

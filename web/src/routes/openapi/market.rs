@@ -5,27 +5,20 @@
 
 use serde_json::{Map, Value, json};
 
-use crate::routes::openapi::{count, json_response, micro, nullable, object, parameter_ref, schema_ref, with_errors};
-
-/// `value`, a JSON object literal, as a map.
-fn map(value: Value) -> Map<String, Value> {
-    match value {
-        Value::Object(map) => map,
-        _ => Map::new(),
-    }
-}
-
-/// A fraction in `[0, 1]`.
-fn fraction(description: &str) -> Value {
-    json!({"type": "number", "minimum": 0, "maximum": 1, "description": description})
-}
+use crate::routes::openapi::schema::{
+    count, file_download, fraction, json_response, map, micro, nullable, object, object_of, page, parameter_ref,
+    schema_ref, with_errors,
+};
 
 /// The paths under `/api/models`.
 pub(crate) fn paths() -> Map<String, Value> {
-    let download_headers = json!({
-        "ETag": {"schema": {"type": "string"}, "description": "The BLAKE3 hash of the bytes, quoted."},
-        "Content-Disposition": {"schema": {"type": "string"}, "description": "`attachment; filename=\"model-<id>-v<version>.safetensors\"`."},
-    });
+    let download = file_download(
+        "downloadModelVersion",
+        "A model version's safetensors file.",
+        "Send the `ETag` back as `If-None-Match` to get a bodiless 304. Check the bytes against the version's `hash`.",
+        vec![parameter_ref("modelId"), parameter_ref("version")],
+        "model-<id>-v<version>.safetensors",
+    );
     map(json!({
         "/api/models": {"get": {
             "operationId": "listModels",
@@ -39,23 +32,7 @@ pub(crate) fn paths() -> Map<String, Value> {
             "parameters": [parameter_ref("modelId")],
             "responses": with_errors(json!({"200": json_response("The model.", schema_ref("ModelDetail"))}), &["400", "404", "500", "503"]),
         }},
-        "/api/models/{id}/versions/{version}/download": {"get": {
-            "operationId": "downloadModelVersion",
-            "summary": "A model version's safetensors file.",
-            "description": "Send the `ETag` back as `If-None-Match` to get a bodiless 304. Check the bytes against the version's `hash`.",
-            "parameters": [parameter_ref("modelId"), parameter_ref("version"), {
-                "name": "If-None-Match", "in": "header", "required": false,
-                "schema": {"type": "string"}, "description": "An `ETag` this route returned before, or `*`.",
-            }],
-            "responses": with_errors(json!({
-                "200": {
-                    "description": "The model file.",
-                    "headers": download_headers,
-                    "content": {"application/octet-stream": {"schema": {"type": "string", "contentMediaType": "application/octet-stream"}}},
-                },
-                "304": {"description": "The client's copy is current."},
-            }), &["400", "404", "500", "503"]),
-        }},
+        "/api/models/{id}/versions/{version}/download": download,
         "/api/models/{id}/versions/{version}/predict": {"post": {
             "operationId": "predict",
             "summary": "Runs a model version on the body's inputs.",
@@ -117,11 +94,6 @@ fn model_properties() -> Map<String, Value> {
     }))
 }
 
-/// An object schema over `properties`, all required.
-fn object_of(description: &str, properties: Map<String, Value>) -> Value {
-    object(description, Value::Object(properties))
-}
-
 /// The marketplace's schemas.
 pub(crate) fn schemas() -> Map<String, Value> {
     let mut detail = model_properties();
@@ -136,10 +108,7 @@ pub(crate) fn schemas() -> Map<String, Value> {
     })));
     map(json!({
         "ModelSummary": object_of("One row of the model list: a model and its latest version.", model_properties()),
-        "ModelPage": object("One page of models, in ascending id order.", json!({
-            "items": {"type": "array", "items": schema_ref("ModelSummary")},
-            "next_cursor": nullable(schema_ref("Cursor")),
-        })),
+        "ModelPage": page("ModelSummary", "One page of models, in ascending id order."),
         "ModelDetail": object_of("A model: the list row's fields and every version.", detail),
         "VersionSummary": object_of("A version's identity, metrics and price.", version_properties()),
         "VersionDetail": object_of("A version with its lineage.", version_detail),
