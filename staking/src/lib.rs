@@ -45,5 +45,7 @@ pub use settlement::{Accepted, RoundReport, ValidatorAgreement};
 pub use snapshot::{Context, Snapshot};
 pub use split::pro_rata;
 pub use store::migrations;
-pub use store::{AnyLedgerStore, Audit, LedgerStore, PostgresStore, SqliteStore, StoreError, open_any};
+pub use store::{
+    AnyLedgerStore, Audit, Backend, LedgerStore, PostgresStore, SqliteStore, StoreError, UnsupportedScheme, open_any,
+};
 pub use views::{Balances, Cursor, HistoryEntry, MAX_PAGE, Page, PageRequest, Position};

@@ -2,11 +2,9 @@
 //! with the task's rule into the next global model, which is stored under
 //! its hash (so doing it again after a crash changes nothing).
 
-use starling_aggregation::{FedAvg, Inputs, Layout, Rule, TensorInfo, aggregate_into};
+use starling_aggregation::{FedAvg, Inputs, Layout, Rule, TaskRule, TensorInfo, aggregate_into};
 use starling_protocol::payload::{PayloadError, decode_view};
-use starling_protocol::{
-    AggregationRule, AggregationSpec, ContentHash, TaskSpec, TensorRef, TensorSpec, UpdatePayload,
-};
+use starling_protocol::{AggregationSpec, ContentHash, TaskSpec, TensorRef, TensorSpec, UpdatePayload};
 use starling_staking::LedgerStore;
 use thiserror::Error;
 
@@ -64,11 +62,12 @@ where
     L: LedgerStore + 'static,
     A: ArtifactStore + 'static,
 {
-    /// Combines the accepted updates with the task's rule into a new global
-    /// model and stores it. FedAvg (and `best`, which keeps the top update)
-    /// streams the updates one at a time into an accumulator, in memory
-    /// O(model); the coordinate-wise and distance rules need all updates at
-    /// once.
+    /// Combines the accepted updates with the task's rule ([`TaskRule`]: the
+    /// one mapping of a task's rule onto the aggregation crate's) into a new
+    /// global model and stores it. FedAvg (and `best`, FedAvg over the top
+    /// update) streams the updates one at a time into an accumulator, in
+    /// memory O(model); the coordinate-wise and distance rules need all
+    /// updates at once.
     pub(crate) async fn aggregate(
         &self,
         task: &TaskSpec,
@@ -96,10 +95,10 @@ where
         let limit = task.payload_limit_bytes();
         let layout = Layout::new(tensors.iter().map(|t| TensorInfo::new(t.name.clone(), t.shape.clone())).collect())?;
         let base = self.load_flat(base_model, tensors, limit).await?;
-        let delta = match spec.rule {
-            AggregationRule::FedAvg | AggregationRule::Best => {
-                let chosen =
-                    if spec.rule == AggregationRule::Best { &updates[..updates.len().min(1)] } else { updates };
+        let plan = TaskRule::new(spec.rule)?;
+        let chosen = plan.chosen(updates);
+        let delta = match plan.rule {
+            Rule::FedAvg => {
                 let mut sum = FedAvg::new(&layout);
                 if let Some(clip) = spec.norm_clip {
                     sum = sum.with_clip(clip)?;
@@ -112,9 +111,8 @@ where
                 sum.finish()?
             }
             rule => {
-                let rule = robust_rule(rule);
-                let mut flats = Vec::with_capacity(updates.len());
-                for update in updates {
+                let mut flats = Vec::with_capacity(chosen.len());
+                for update in chosen {
                     flats.push(self.load_flat(update.payload, tensors, limit).await?);
                 }
                 let views = flats
@@ -122,7 +120,7 @@ where
                     .enumerate()
                     .map(|(i, flat)| layout.view_flat(i, flat))
                     .collect::<Result<Vec<_>, _>>()?;
-                let weights = updates.iter().map(|u| u.weight as f64).collect();
+                let weights = chosen.iter().map(|u| u.weight as f64).collect();
                 let mut inputs = Inputs::new(&layout, views, weights)?;
                 if let Some(clip) = spec.norm_clip {
                     inputs = inputs.clip(clip)?;
@@ -159,20 +157,5 @@ where
             flat.extend(view.values());
         }
         Ok(flat)
-    }
-}
-
-fn robust_rule(rule: AggregationRule) -> Rule {
-    // Parameters are u32 on the wire; usize is at least that wide here.
-    let count = |n: u32| n as usize;
-    match rule {
-        AggregationRule::FedAvg | AggregationRule::Best => Rule::FedAvg,
-        AggregationRule::Median => Rule::Median,
-        AggregationRule::TrimmedMean { beta } => Rule::TrimmedMean { beta },
-        AggregationRule::Krum { byzantine } => Rule::Krum { byzantine: count(byzantine) },
-        AggregationRule::MultiKrum { byzantine, select } => {
-            Rule::MultiKrum { byzantine: count(byzantine), select: count(select) }
-        }
-        AggregationRule::Bulyan { byzantine } => Rule::Bulyan { byzantine: count(byzantine) },
     }
 }

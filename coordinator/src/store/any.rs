@@ -1,6 +1,7 @@
 //! A store chosen at run time from its URL.
 
 use starling_protocol::{PublicKey, RoundNumber, TaskId};
+use starling_staking::Backend;
 
 use super::records::{
     Join, Lease, NewTask, Recorded, RoundRecord, ScoreRecord, SubmissionRecord, TaskRecord, TaskState,
@@ -20,19 +21,14 @@ pub enum AnyCoordinatorStore {
     Postgres(PostgresCoordinatorStore),
 }
 
-/// Opens the store `url` names: `sqlite:…` with
-/// [`SqliteCoordinatorStore::open`], `postgres://…` or `postgresql://…` with
-/// [`PostgresCoordinatorStore::connect`]; any other scheme is
-/// [`StoreError::UnsupportedUrl`].
+/// Opens the store `url` names ([`Backend::of`], as the ledger reads it):
+/// `sqlite:…` with [`SqliteCoordinatorStore::open`], `postgres://…` or
+/// `postgresql://…` with [`PostgresCoordinatorStore::connect`]; any other
+/// scheme is [`StoreError::UnsupportedUrl`].
 pub async fn open_any(url: &str) -> Result<AnyCoordinatorStore, StoreError> {
-    if url.starts_with("sqlite:") {
-        Ok(AnyCoordinatorStore::Sqlite(SqliteCoordinatorStore::open(url).await?))
-    } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-        Ok(AnyCoordinatorStore::Postgres(PostgresCoordinatorStore::connect(url).await?))
-    } else {
-        // Only the scheme: the rest may hold a password.
-        let scheme = url.split_once(':').map_or(url, |(scheme, _)| scheme);
-        Err(StoreError::UnsupportedUrl(scheme.to_owned()))
+    match Backend::of(url).map_err(|e| StoreError::UnsupportedUrl(e.0))? {
+        Backend::Sqlite => Ok(AnyCoordinatorStore::Sqlite(SqliteCoordinatorStore::open(url).await?)),
+        Backend::Postgres => Ok(AnyCoordinatorStore::Postgres(PostgresCoordinatorStore::connect(url).await?)),
     }
 }
 

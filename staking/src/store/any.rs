@@ -5,7 +5,7 @@ use std::str::FromStr;
 use sqlx::postgres::PgConnectOptions;
 use starling_protocol::{PublicKey, TaskId};
 
-use super::{Audit, LedgerStore, PostgresStore, SqliteStore, StoreError};
+use super::{Audit, Backend, LedgerStore, PostgresStore, SqliteStore, StoreError};
 use crate::account::BondId;
 use crate::amount::{Amount, Timestamp};
 use crate::holdings::{Bond, Role, TaskPool};
@@ -27,15 +27,12 @@ pub enum AnyLedgerStore {
 /// `postgres://…` or `postgresql://…` with [`PostgresStore::connect`]; any
 /// other scheme is [`StoreError::UnsupportedUrl`].
 pub async fn open_any(url: &str, admin: PublicKey, params: Params) -> Result<AnyLedgerStore, StoreError> {
-    if url.starts_with("sqlite:") {
-        Ok(AnyLedgerStore::Sqlite(SqliteStore::open(url, admin, params).await?))
-    } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-        let options = PgConnectOptions::from_str(url)?;
-        Ok(AnyLedgerStore::Postgres(PostgresStore::connect(options, admin, params).await?))
-    } else {
-        // Only the scheme: the rest may hold a password.
-        let scheme = url.split_once(':').map_or(url, |(scheme, _)| scheme);
-        Err(StoreError::UnsupportedUrl(scheme.to_owned()))
+    match Backend::of(url).map_err(|e| StoreError::UnsupportedUrl(e.0))? {
+        Backend::Sqlite => Ok(AnyLedgerStore::Sqlite(SqliteStore::open(url, admin, params).await?)),
+        Backend::Postgres => {
+            let options = PgConnectOptions::from_str(url)?;
+            Ok(AnyLedgerStore::Postgres(PostgresStore::connect(options, admin, params).await?))
+        }
     }
 }
 

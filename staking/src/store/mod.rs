@@ -2,6 +2,7 @@
 //! implementations.
 
 mod any;
+mod backend;
 mod error;
 pub mod migrations;
 mod postgres;
@@ -14,6 +15,7 @@ use std::future::Future;
 use starling_protocol::{PublicKey, TaskId};
 
 pub use any::{AnyLedgerStore, open_any};
+pub use backend::{Backend, UnsupportedScheme};
 pub use error::StoreError;
 pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
