@@ -411,13 +411,13 @@ async fn marketplace(
     validators: &[Identity],
     records: &[starling_coordinator::store::RoundRecord],
 ) -> starling_web::ModelSummary {
-    use starling_web::{Caller, PredictCall, PredictError, ReadModel, StakeRole};
+    use starling_web::{Caller, PredictCall, PredictError, ReadModel};
     let service = &net.service;
     let ledger = service.ledger();
 
     let models = service.list_models(starling_web::PageRequest { after: None, limit: 10 }).await.unwrap();
     assert_eq!(models.items.len(), 1, "one promoted model");
-    assert!(models.next_cursor.is_none());
+    assert!(models.next.is_none());
     let model = models.items[0].clone();
     assert_eq!((model.name.as_str(), model.architecture.as_str()), ("mnist-logreg", "logreg"));
     assert_eq!((model.creator, model.version_count, model.num_classes), (creator.public_key(), 1, 10));
@@ -437,15 +437,11 @@ async fn marketplace(
     let lineage = &detail.versions[0];
     assert_eq!(lineage.rounds, ROUNDS);
     let payouts = ledger_payouts(net, task).await;
-    let mut expected: Vec<(PublicKey, StakeRole, u64)> = payouts
+    let mut expected: Vec<(PublicKey, Role, u64)> = payouts
         .iter()
         .filter(|(_, (rewarded, _))| *rewarded > 0)
         .map(|(key, (rewarded, _))| {
-            let role = if validators.iter().any(|v| v.public_key() == *key) {
-                StakeRole::Validator
-            } else {
-                StakeRole::Trainer
-            };
+            let role = if validators.iter().any(|v| v.public_key() == *key) { Role::Validator } else { Role::Trainer };
             (*key, role, *rewarded)
         })
         .collect();

@@ -163,9 +163,9 @@ async fn story(postgres: bool) {
         let bonds = ledger.bonds_of_node(&k, role).await.unwrap();
         bonds.iter().map(|b| b.amount.micro()).sum::<u64>()
     };
-    assert!(stake(nan, starling_staking::Role::Trainer).await < 100 * STAR);
-    assert_eq!(stake(victim, starling_staking::Role::Trainer).await, 100 * STAR);
-    assert!(stake(random, starling_staking::Role::Validator).await < 100 * STAR);
+    assert!(stake(nan, Role::Trainer).await < 100 * STAR);
+    assert_eq!(stake(victim, Role::Trainer).await, 100 * STAR);
+    assert!(stake(random, Role::Validator).await < 100 * STAR);
     let audit = ledger.audit().await.unwrap();
     assert_eq!(audit.held, audit.issued, "the ledger balances: {audit:?}");
     net.kill();

@@ -15,6 +15,7 @@ mod hex;
 mod ids;
 mod keys;
 pub mod messages;
+mod page;
 pub mod payload;
 mod phase;
 mod replay;
@@ -34,6 +35,7 @@ pub use messages::{
     ReadRequest, Request, RequestError, Response, ResponseBody, Role, RoundInfo, SetCommission, SignedRequest, Stake,
     SubmitScore, SubmitUpdate, TaskInfo, Transfer, Undelegate, Unstake, ValidationError, WireError,
 };
+pub use page::{Cursor, InvalidCursor, MAX_PAGE, Page, PageRequest};
 pub use payload::{PayloadError, TensorBytes, UpdatePayload};
 pub use phase::{PhaseError, RoundPhase};
 pub use replay::{ReplayConfig, ReplayError, ReplayGuard};

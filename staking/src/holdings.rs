@@ -7,34 +7,11 @@ use crate::account::BondId;
 use crate::amount::{Amount, Timestamp};
 use crate::params::{Commission, LockDays};
 
-/// The role a stake is bonded for. A key may be both a trainer and a
-/// validator; its stakes (and the delegations to it) count per role.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
-pub enum Role {
-    /// Trains and submits updates.
-    Trainer,
-    /// Scores other trainers' submissions.
-    Validator,
-}
-
-impl Role {
-    /// The name stored in the database.
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            Self::Trainer => "trainer",
-            Self::Validator => "validator",
-        }
-    }
-
-    /// Parses [`Role::as_str`]'s output.
-    pub fn parse(text: &str) -> Option<Self> {
-        match text {
-            "trainer" => Some(Self::Trainer),
-            "validator" => Some(Self::Validator),
-            _ => None,
-        }
-    }
-}
+/// The role a stake is bonded for: the protocol's [`Role`](starling_protocol::Role),
+/// one type from the wire to the ledger's rows (stored as its text form,
+/// `trainer` or `validator`). A key may be both a trainer and a validator;
+/// its stakes (and the delegations to it) count per role.
+pub use starling_protocol::Role;
 
 /// Locked stake. An own stake position has `owner == node`; a delegation has
 /// `owner` (the delegator) ≠ `node`. Both lock the same way, count towards the

@@ -2,9 +2,9 @@
 //! node, and the reward and slash history of a task or an identity.
 //!
 //! Lists that can grow without bound come in [`Page`]s with keyset
-//! pagination: the [`Cursor`] names the last item returned, so a page stays
-//! correct while new rows are written and costs the same however deep it is.
+//! pagination (the protocol's: one type from the stores to the API).
 
+pub use starling_protocol::{Cursor, MAX_PAGE, Page, PageRequest};
 use starling_protocol::{PublicKey, RoundNumber, TaskId};
 
 use crate::account::{AccountRef, BondId};
@@ -13,74 +13,6 @@ use crate::holdings::Bond;
 use crate::journal::{Entry, EntryKind};
 use crate::operation::Operation;
 use crate::snapshot::Snapshot;
-
-/// The most items one page holds; larger requests are cut to this.
-pub const MAX_PAGE: u32 = 1_000;
-
-/// Where a page ends: pass it back in [`PageRequest::after`] for the next
-/// one. Opaque: its value means nothing outside the list it came from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct Cursor(u64);
-
-impl Cursor {
-    /// Rebuilds a cursor from [`Cursor::get`] (e.g. after a round trip
-    /// through a URL).
-    pub const fn new(raw: u64) -> Self {
-        Self(raw)
-    }
-
-    /// The raw value, to hand to a client.
-    pub const fn get(self) -> u64 {
-        self.0
-    }
-}
-
-/// Which page of a list to read.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct PageRequest {
-    /// Start after this cursor; `None` for the first page.
-    pub after: Option<Cursor>,
-    /// Items wanted, `1 ..= MAX_PAGE` (zero counts as one, more as
-    /// [`MAX_PAGE`]).
-    pub limit: u32,
-}
-
-impl PageRequest {
-    /// The first `limit` items.
-    pub const fn first(limit: u32) -> Self {
-        Self { after: None, limit }
-    }
-
-    /// The `limit` items after `cursor`.
-    pub const fn after(cursor: Cursor, limit: u32) -> Self {
-        Self { after: Some(cursor), limit }
-    }
-
-    /// The limit clamped to `1 ..= MAX_PAGE`.
-    pub fn clamped_limit(self) -> u32 {
-        self.limit.clamp(1, MAX_PAGE)
-    }
-}
-
-/// One page of a list.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Page<T> {
-    /// The items, in the list's order.
-    pub items: Vec<T>,
-    /// The cursor for the next page; `None` when this page is the last.
-    pub next: Option<Cursor>,
-}
-
-impl<T> Page<T> {
-    /// Cuts `rows` (fetched with one row more than `limit`) to a page:
-    /// the extra row only says that another page exists.
-    pub(crate) fn from_rows(mut rows: Vec<(u64, T)>, limit: u32) -> Self {
-        let more = rows.len() > limit as usize;
-        rows.truncate(limit as usize);
-        let next = if more { rows.last().map(|(position, _)| Cursor(*position)) } else { None };
-        Self { items: rows.into_iter().map(|(_, item)| item).collect(), next }
-    }
-}
 
 /// What an identity holds, in total.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -176,7 +108,7 @@ mod tests {
     fn a_page_knows_whether_more_follow() {
         let rows = |n: u64| (1..=n).map(|i| (i * 10, i)).collect::<Vec<_>>();
         assert_eq!(Page::from_rows(rows(3), 3), Page { items: vec![1, 2, 3], next: None });
-        assert_eq!(Page::from_rows(rows(4), 3), Page { items: vec![1, 2, 3], next: Some(Cursor(30)) });
+        assert_eq!(Page::from_rows(rows(4), 3), Page { items: vec![1, 2, 3], next: Some(Cursor::new(30)) });
         assert_eq!(Page::<u64>::from_rows(vec![], 3), Page { items: vec![], next: None });
         assert_eq!(PageRequest::first(0).clamped_limit(), 1);
         assert_eq!(PageRequest::first(u32::MAX).clamped_limit(), MAX_PAGE);

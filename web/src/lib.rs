@@ -33,6 +33,6 @@ pub use router::{router, router_with_config};
 pub use serve::serve;
 pub use views::{
     AccountView, Balances, BondView, Caller, Contributor, HistoryEntry, HistoryKind, IdentityPayout, ItemPrediction,
-    ModelDetail, ModelSummary, PredictCall, Prediction, Price, RoundRecord, StakeRole, SubmissionOutcome,
-    SubmissionView, TaskDetail, TaskSummary, ValidatorStanding, VersionDetail, VersionSummary,
+    ModelDetail, ModelSummary, PredictCall, Prediction, Price, RoundRecord, SubmissionOutcome, SubmissionView,
+    TaskDetail, TaskSummary, ValidatorStanding, VersionDetail, VersionSummary,
 };

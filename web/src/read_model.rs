@@ -131,7 +131,7 @@ pub trait ReadModel: Send + Sync + 'static {
     /// One page of tasks, in a stable order (ascending id is the natural
     /// one). `page.after` is a cursor this method returned before (or any
     /// other value a client made up: continue after it all the same); return
-    /// at most `page.limit` items and a `next_cursor` only if more follow.
+    /// at most `page.limit` items and a `next` cursor only if more follow.
     fn list_tasks(&self, page: PageRequest) -> BoxFuture<'_, Result<Page<TaskSummary>, ReadError>>;
 
     /// The task `id`, or `None` if there is no such task.

@@ -37,7 +37,7 @@ where
             SignedRequest::Stake(stake) => {
                 let op = Operation::Stake {
                     owner: signer,
-                    role: ledger_role(stake.role),
+                    role: stake.role,
                     amount: amount(stake.amount),
                     lock_days: stake.lock_days,
                 };
@@ -47,7 +47,7 @@ where
                 let op = Operation::Delegate {
                     delegator: signer,
                     node: delegate.node,
-                    role: ledger_role(delegate.role),
+                    role: delegate.role,
                     amount: amount(delegate.amount),
                     lock_days: delegate.lock_days,
                 };
@@ -92,7 +92,7 @@ where
         key: &PublicKey,
         role: Role,
     ) -> Result<u128, starling_staking::StoreError> {
-        let bonds = self.inner.ledger.bonds_of_node(key, ledger_role(role)).await?;
+        let bonds = self.inner.ledger.bonds_of_node(key, role).await?;
         Ok(bonds.iter().map(starling_staking::Bond::effective).sum())
     }
 
@@ -114,13 +114,5 @@ fn bonded(outcome: starling_staking::Outcome) -> Result<ResponseBody, WireError>
     match outcome.bond {
         Some(bond) => Ok(ResponseBody::Bonded { bond: bond.0 }),
         None => Err(internal("ledger", &"a bonding operation made no bond")),
-    }
-}
-
-/// The ledger's name for a protocol role.
-pub(crate) fn ledger_role(role: Role) -> starling_staking::Role {
-    match role {
-        Role::Trainer => starling_staking::Role::Trainer,
-        Role::Validator => starling_staking::Role::Validator,
     }
 }

@@ -21,7 +21,7 @@ use starling_protocol::{ContentHash, PublicKey, Role, TaskId, TaskSpec};
 use starling_staking::{Amount, EntryKind, LedgerError, LedgerStore, Operation};
 use starling_web::{
     Caller, Contributor, ItemPrediction, ModelDetail, ModelSummary, PredictCall, PredictError, Prediction, Price,
-    ReadError, StakeRole, VersionDetail, VersionSummary,
+    ReadError, VersionDetail, VersionSummary,
 };
 use tokio::sync::Semaphore;
 
@@ -30,7 +30,9 @@ use super::{Coordinator, ServiceError};
 use crate::artifacts::ArtifactStore;
 use crate::market::MarketParams;
 use crate::round::{Action, BestModel, RoundMachine};
-use crate::store::{CoordinatorStore, MarketModel, MarketVersion, PageRequest, Promotion, StoreError, TaskRecord};
+use crate::store::{
+    CoordinatorStore, MAX_PAGE, MarketModel, MarketVersion, PageRequest, Promotion, StoreError, TaskRecord,
+};
 
 /// Milliseconds in a day: the free quota's period (UTC days).
 const DAY_MS: u64 = 86_400_000;
@@ -107,8 +109,7 @@ where
         let mut measured = (None, None);
         let mut after = None;
         loop {
-            let page =
-                self.inner.store.rounds(task.id, PageRequest { after, limit: starling_staking::MAX_PAGE }).await?;
+            let page = self.inner.store.rounds(task.id, PageRequest { after, limit: MAX_PAGE }).await?;
             if let Some(round) = page.items.iter().find(|r| r.round == best.round) {
                 measured = (round.accuracy, round.loss);
                 break;
@@ -219,10 +220,10 @@ where
             let mut contributors: Vec<Contributor> = earnings
                 .trainers
                 .iter()
-                .map(|(key, earned)| Contributor { key: *key, role: StakeRole::Trainer, earned: *earned })
+                .map(|(key, earned)| Contributor { key: *key, role: Role::Trainer, earned: *earned })
                 .chain(earnings.validators.iter().map(|(key, earned)| Contributor {
                     key: *key,
-                    role: StakeRole::Validator,
+                    role: Role::Validator,
                     earned: *earned,
                 }))
                 .collect();
@@ -258,7 +259,7 @@ where
         let mut earned: BTreeMap<PublicKey, u64> = BTreeMap::new();
         let mut after = None;
         loop {
-            let page = starling_staking::PageRequest { after, limit: starling_staking::MAX_PAGE };
+            let page = PageRequest { after, limit: MAX_PAGE };
             let entries = self.inner.ledger.task_history(task, page).await.map_err(ledger_failed)?;
             for entry in entries.items.iter().filter(|e| e.kind == EntryKind::Reward) {
                 if roles.contains_key(&entry.identity) {

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use starling_protocol::messages::MAX_LISTED_BONDS;
 use starling_protocol::{
     AssignmentInfo, AssignmentPage, BalanceInfo, BondInfo, ContentHash, ErrorCode, MAX_ASSIGNMENTS_PAGE, PublicKey,
-    ReadRequest, ResponseBody, Role, RoundInfo, SubmissionId, TaskInfo, WireError,
+    ReadRequest, ResponseBody, RoundInfo, SubmissionId, TaskInfo, WireError,
 };
 use starling_staking::{LedgerStore, PageRequest};
 
@@ -137,10 +137,7 @@ where
             .map(|p| BondInfo {
                 bond: p.bond.id.0,
                 node: p.bond.node,
-                role: match p.bond.role {
-                    starling_staking::Role::Trainer => Role::Trainer,
-                    starling_staking::Role::Validator => Role::Validator,
-                },
+                role: p.bond.role,
                 amount: p.bond.amount.micro(),
                 lock_days: p.bond.lock.get(),
                 unlock_at_ms: p.bond.unlock_at.0.saturating_mul(1_000),

@@ -249,7 +249,7 @@ macro_rules! market_store {
                     ))?;
                     items.push((model.id, (model, version)));
                 }
-                Ok(page_from(items, limit))
+                Ok($crate::store::Page::from_rows(items, limit))
             }
 
             async fn market_model(

@@ -26,5 +26,5 @@ pub use market::{MarketModel, MarketStore, MarketVersion, Promotion};
 pub use postgres::PostgresCoordinatorStore;
 pub use records::{Join, Lease, NewTask, Recorded, RoundRecord, ScoreRecord, SubmissionRecord, TaskRecord, TaskState};
 pub use sqlite::SqliteCoordinatorStore;
-pub use starling_staking::{Cursor, MAX_PAGE, Page, PageRequest};
+pub use starling_protocol::{Cursor, MAX_PAGE, Page, PageRequest};
 pub use verdicts::VerdictStore;

@@ -83,7 +83,7 @@ macro_rules! coordinator_store {
                     .into_iter()
                     .map(|row| task_record(row).map(|task| (task.id.get(), task)))
                     .collect::<Result<Vec<_>, _>>()?;
-                Ok(page_from(rows, limit))
+                Ok($crate::store::Page::from_rows(rows, limit))
             }
 
             async fn load_state(
@@ -419,7 +419,7 @@ macro_rules! coordinator_store {
                     .into_iter()
                     .map(|row| round_record(row).map(|r| (u64::from(r.round.get()), r)))
                     .collect::<Result<Vec<_>, _>>()?;
-                Ok(page_from(rows, limit))
+                Ok($crate::store::Page::from_rows(rows, limit))
             }
 
             async fn acquire_lease(

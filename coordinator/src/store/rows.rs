@@ -3,7 +3,6 @@
 //! postcard bytes.
 
 use starling_protocol::{ContentHash, PublicKey, Role, RoundNumber, SubmissionId, TaskId, TaskSpec};
-use starling_staking::{Cursor, Page};
 
 use super::StoreError;
 use super::records::{RoundRecord, ScoreRecord, SubmissionRecord, TaskRecord};
@@ -172,16 +171,6 @@ pub(crate) fn round_record(row: RoundRow) -> Result<RoundRecord, StoreError> {
         rejected: count_from("rejected", rejected)?,
         settled_at: time_from("settled_at", settled_at)?,
     })
-}
-
-/// Cuts `rows` (fetched with one row more than `limit`) to a page: the
-/// extra row only says that another page exists. Each row comes with its
-/// cursor.
-pub(crate) fn page_from<T>(mut rows: Vec<(u64, T)>, limit: u32) -> Page<T> {
-    let more = rows.len() > limit as usize;
-    rows.truncate(limit as usize);
-    let next = if more { rows.last().map(|(position, _)| Cursor::new(*position)) } else { None };
-    Page { items: rows.into_iter().map(|(_, item)| item).collect(), next }
 }
 
 /// Whether `error` is a foreign key violation: a row names a task (or a

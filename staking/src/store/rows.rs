@@ -50,7 +50,7 @@ pub(crate) fn bond_from(row: BondRow) -> Result<Bond, StoreError> {
         id: BondId(u64::try_from(id).map_err(|_| StoreError::Corrupt(format!("bond id {id}")))?),
         owner: key_from(&owner)?,
         node: key_from(&node)?,
-        role: Role::parse(&role).ok_or_else(|| StoreError::Corrupt(format!("role {role}")))?,
+        role: role.parse::<Role>().map_err(|_| StoreError::Corrupt(format!("role {role}")))?,
         amount: amount_from(amount)?,
         lock: u16::try_from(lock_days)
             .ok()

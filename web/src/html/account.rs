@@ -7,14 +7,14 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use maud::{Markup, html};
-use starling_protocol::PublicKey;
+use starling_protocol::{PublicKey, Role};
 
 use crate::format;
 use crate::html::layout::{HtmlError, Page, respond};
 use crate::html::parts;
 use crate::params::{PageQuery, page_request, public_key};
 use crate::state::AppState;
-use crate::views::{AccountView, BondView, HistoryKind, StakeRole};
+use crate::views::{AccountView, BondView, HistoryKind};
 
 /// The lock-up the suggested commands use: the shortest one that earns
 /// stake weight above 1× (the CLI's `--lock-days` help says "locked longer
@@ -42,7 +42,7 @@ pub(crate) async fn get(
         (bonds(&account.delegations, true, "No delegation to other nodes."))
         h2 #history { "Rewards and slashes" }
         (history(&account))
-        (parts::pager(&format!("/accounts/{hex}"), request, account.history.next_cursor, state.config.default_page_limit))
+        (parts::pager(&format!("/accounts/{hex}"), request, account.history.next, state.config.default_page_limit))
         h2 #cli { "Stake or delegate from the command line" }
         (commands(&account))
     };
@@ -80,7 +80,7 @@ fn bonds(bonds: &[BondView], delegations: bool, none: &str) -> Markup {
                         tr {
                             td.num { (bond.id) }
                             @if delegations { td { (parts::identity(&bond.node)) } }
-                            td { (parts::role(bond.role)) }
+                            td { (bond.role.as_str()) }
                             td.num { (format::star(bond.amount)) }
                             td.num { (format::star_wide(bond.effective)) }
                             td.num { @if bond.lock_days == 0 { "none" } @else { (bond.lock_days) " days" } }
@@ -128,8 +128,8 @@ fn history(account: &AccountView) -> Markup {
 /// `stake`, `unstake`, `undelegate` and `balance`) for this key.
 fn commands(account: &AccountView) -> Markup {
     let key = account.key;
-    let mut roles: Vec<StakeRole> = account.stakes.iter().map(|bond| bond.role).collect();
-    roles.sort_by_key(|role| role == &StakeRole::Validator);
+    let mut roles: Vec<Role> = account.stakes.iter().map(|bond| bond.role).collect();
+    roles.sort_by_key(|role| role == &Role::Validator);
     roles.dedup();
     html! {
         p {
@@ -162,11 +162,8 @@ fn commands(account: &AccountView) -> Markup {
 }
 
 /// `starling delegate --to KEY --role ROLE --amount <STAR> --lock-days 30`.
-fn delegate_command(key: &PublicKey, role: StakeRole) -> String {
-    format!(
-        "starling delegate --to {key} --role {} --amount <STAR> --lock-days {SUGGESTED_LOCK_DAYS}",
-        parts::role(role)
-    )
+fn delegate_command(key: &PublicKey, role: Role) -> String {
+    format!("starling delegate --to {key} --role {} --amount <STAR> --lock-days {SUGGESTED_LOCK_DAYS}", role.as_str())
 }
 
 #[cfg(test)]

@@ -54,7 +54,7 @@ pub(crate) async fn list(
                 }
             }
         }
-        (parts::pager("/market", request, models.next_cursor, state.config.default_page_limit))
+        (parts::pager("/market", request, models.next, state.config.default_page_limit))
     };
     Ok(respond(StatusCode::OK, &Page::new("Model market", main)))
 }

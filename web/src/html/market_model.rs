@@ -179,7 +179,7 @@ fn lineage(version: &VersionDetail) -> Markup {
                     @for contributor in &version.contributors {
                         tr {
                             td { (parts::identity(&contributor.key)) }
-                            td { (parts::role(contributor.role)) }
+                            td { (contributor.role.as_str()) }
                             td.num { (format::star(contributor.earned)) }
                         }
                     }

@@ -6,7 +6,7 @@ use starling_protocol::{PublicKey, RoundPhase};
 
 use crate::format;
 use crate::page::{Cursor, PageRequest};
-use crate::views::{Price, StakeRole};
+use crate::views::Price;
 
 /// A key as a link to its account page, shortened, with the whole key as
 /// the tooltip.
@@ -23,14 +23,6 @@ pub(crate) fn phase(phase: RoundPhase) -> Markup {
 /// `0.001000 STAR per call + 0.000100 STAR per input`.
 pub(crate) fn price(price: Price) -> Markup {
     html! { (format::star(price.base)) " per call + " (format::star(price.per_item)) " per input" }
-}
-
-/// The role as the CLI's `--role` spells it.
-pub(crate) fn role(role: StakeRole) -> &'static str {
-    match role {
-        StakeRole::Trainer => "trainer",
-        StakeRole::Validator => "validator",
-    }
 }
 
 /// Links to the first page (when this is not it) and to the next one (when

@@ -44,7 +44,7 @@ pub(crate) async fn list(
                 }
             }
         }
-        (parts::pager("/", request, tasks.next_cursor, state.config.default_page_limit))
+        (parts::pager("/", request, tasks.next, state.config.default_page_limit))
     };
     Ok(respond(StatusCode::OK, &Page::new("Tasks", main)))
 }

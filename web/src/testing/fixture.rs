@@ -4,13 +4,13 @@
 use std::sync::Arc;
 
 use starling_protocol::{
-    AggregationRule, AggregationSpec, ContentHash, DataSpec, ModelSpec, PublicKey, RoundDeadlines, RoundNumber,
+    AggregationRule, AggregationSpec, ContentHash, DataSpec, ModelSpec, PublicKey, Role, RoundDeadlines, RoundNumber,
     RoundPhase, SigningKey, SubmissionId, TaskId, TaskSpec, TensorSpec,
 };
 
 use crate::testing::MemoryModel;
 use crate::views::{
-    Contributor, HistoryEntry, HistoryKind, IdentityPayout, ModelDetail, ModelSummary, Price, RoundRecord, StakeRole,
+    Contributor, HistoryEntry, HistoryKind, IdentityPayout, ModelDetail, ModelSummary, Price, RoundRecord,
     SubmissionOutcome, SubmissionView, TaskDetail, TaskSummary, ValidatorStanding, VersionDetail, VersionSummary,
 };
 
@@ -203,14 +203,14 @@ impl MemoryModel {
                 summary: version(2, Self::MODEL_ONE_V2, 1_750_200_000, 5, 9, 0.97, (Some(0.9812), Some(0.0625)), price),
                 rounds: 10,
                 contributors: vec![
-                    Contributor { key: Self::alice(), role: StakeRole::Trainer, earned: 150_000_000 },
-                    Contributor { key: Self::victor(), role: StakeRole::Validator, earned: 20_000_000 },
+                    Contributor { key: Self::alice(), role: Role::Trainer, earned: 150_000_000 },
+                    Contributor { key: Self::victor(), role: Role::Validator, earned: 20_000_000 },
                 ],
             },
             VersionDetail {
                 summary: version(1, Self::MODEL_ONE_V1, 1_750_100_000, 2, 7, 0.9, (Some(0.9), None), price),
                 rounds: 10,
-                contributors: vec![Contributor { key: Self::bob(), role: StakeRole::Trainer, earned: 90_000_000 }],
+                contributors: vec![Contributor { key: Self::bob(), role: Role::Trainer, earned: 90_000_000 }],
             },
         ];
         let four = [VersionDetail {

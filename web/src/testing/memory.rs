@@ -8,13 +8,13 @@ use std::task::{Context, Poll};
 
 use bytes::Bytes;
 use futures_core::Stream;
-use starling_protocol::{ContentHash, PublicKey, TaskId};
+use starling_protocol::{ContentHash, PublicKey, Role, TaskId};
 
 use crate::page::{Cursor, Page, PageRequest};
 use crate::read_model::{BoxError, BoxFuture, ModelBlob, ModelBody, PredictError, ReadError, ReadModel};
 use crate::views::{
     AccountView, Balances, BondView, Caller, ItemPrediction, ModelDetail, ModelSummary, PredictCall, Prediction,
-    StakeRole, TaskDetail, TaskSummary,
+    TaskDetail, TaskSummary,
 };
 
 /// What the double does instead of answering.
@@ -169,9 +169,9 @@ impl ReadModel for MemoryModel {
             let after = page.after.map_or(0, Cursor::get);
             let rest: Vec<_> = self.tasks.iter().filter(|task| task.id.get() > after).collect();
             let items: Vec<_> = rest.iter().take(page.limit as usize).map(|task| (*task).clone()).collect();
-            let next_cursor =
+            let next =
                 if rest.len() > items.len() { items.last().map(|task| Cursor::new(task.id.get())) } else { None };
-            Ok(Page { items, next_cursor })
+            Ok(Page { items, next })
         })
     }
 
@@ -219,7 +219,7 @@ impl ReadModel for MemoryModel {
                 .filter(|entry| history.after.is_none_or(|c| u64::from(entry.round.get()) < c.get()))
                 .collect();
             let items: Vec<_> = rest.iter().take(history.limit as usize).copied().collect();
-            let next_cursor = if rest.len() > items.len() {
+            let next = if rest.len() > items.len() {
                 items.last().map(|entry| Cursor::new(entry.round.get().into()))
             } else {
                 None
@@ -230,7 +230,7 @@ impl ReadModel for MemoryModel {
                 stakes: vec![BondView {
                     id: 11,
                     node: key,
-                    role: StakeRole::Trainer,
+                    role: Role::Trainer,
                     amount: 2_000_000,
                     effective: 4_000_000,
                     lock_days: 197,
@@ -239,13 +239,13 @@ impl ReadModel for MemoryModel {
                 delegations: vec![BondView {
                     id: 12,
                     node: Self::bob(),
-                    role: StakeRole::Validator,
+                    role: Role::Validator,
                     amount: 1_000_000,
                     effective: 1_000_000,
                     lock_days: 0,
                     unlock_at: 1_750_000_000,
                 }],
-                history: Page { items, next_cursor },
+                history: Page { items, next },
             }))
         })
     }
@@ -257,9 +257,8 @@ impl ReadModel for MemoryModel {
             let after = page.after.map_or(0, Cursor::get);
             let rest: Vec<_> = self.market().into_iter().filter(|model| model.summary.id > after).collect();
             let items: Vec<_> = rest.iter().take(page.limit as usize).map(|model| model.summary.clone()).collect();
-            let next_cursor =
-                if rest.len() > items.len() { items.last().map(|model| Cursor::new(model.id)) } else { None };
-            Ok(Page { items, next_cursor })
+            let next = if rest.len() > items.len() { items.last().map(|model| Cursor::new(model.id)) } else { None };
+            Ok(Page { items, next })
         })
     }
 

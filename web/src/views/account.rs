@@ -2,7 +2,7 @@
 //! reward and slash history.
 
 use serde::Serialize;
-use starling_protocol::{PublicKey, RoundNumber, TaskId};
+use starling_protocol::{PublicKey, Role, RoundNumber, TaskId};
 
 use crate::page::Page;
 
@@ -32,16 +32,6 @@ pub struct Balances {
     pub delegated: u64,
 }
 
-/// The role a bond counts for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum StakeRole {
-    /// Trains and submits updates.
-    Trainer,
-    /// Scores other trainers' submissions.
-    Validator,
-}
-
 /// A bond: an own stake position or a delegation, with its lock-up.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct BondView {
@@ -50,7 +40,7 @@ pub struct BondView {
     /// The node whose stake it counts towards (the owner itself for own stake).
     pub node: PublicKey,
     /// The role it counts for.
-    pub role: StakeRole,
+    pub role: Role,
     /// Still bonded (slashes lower it), in µSTAR.
     pub amount: u64,
     /// Effective stake, `amount · m(lock_days)` floored, in µSTAR (at most `3 · amount`).

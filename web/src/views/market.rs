@@ -2,9 +2,7 @@
 //! versions and lineage, and what an inference call returns.
 
 use serde::Serialize;
-use starling_protocol::{ContentHash, PublicKey, RoundNumber, TaskId};
-
-use crate::views::StakeRole;
+use starling_protocol::{ContentHash, PublicKey, Role, RoundNumber, TaskId};
 
 /// One row of `GET /api/models`: a marketplace model and its latest version.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -93,7 +91,7 @@ pub struct Contributor {
     /// The identity.
     pub key: PublicKey,
     /// The role it earned in.
-    pub role: StakeRole,
+    pub role: Role,
     /// Rewards it earned on the task, in µSTAR.
     pub earned: u64,
 }

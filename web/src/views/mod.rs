@@ -10,7 +10,7 @@ mod account;
 mod market;
 mod task;
 
-pub use account::{AccountView, Balances, BondView, HistoryEntry, HistoryKind, StakeRole};
+pub use account::{AccountView, Balances, BondView, HistoryEntry, HistoryKind};
 pub use market::{
     Caller, Contributor, ItemPrediction, ModelDetail, ModelSummary, PredictCall, Prediction, Price, VersionDetail,
     VersionSummary,

@@ -51,11 +51,11 @@ pub struct ValidatorStanding {
     pub validator: PublicKey,
     /// Scores it returned, every round together.
     pub scores: u32,
-    /// Rounds it scored in.
+    /// Settled rounds in which it scored a resolved submission.
     pub rounds: u32,
     /// Its mean agreement over those rounds: the share of its score mass that
-    /// survived clipping to the consensus, in `[0, 1]` (recomputed from the
-    /// recorded scores with today's validator stakes).
+    /// survived clipping to the consensus, in `[0, 1]`, as each round decided
+    /// it when it settled (with that round's stakes).
     pub agreement: f64,
     /// Its agreement in the last round it scored in.
     pub last_agreement: f64,
@@ -108,7 +108,10 @@ pub struct SubmissionView {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "status", rename_all = "snake_case")]
 pub enum SubmissionOutcome {
-    /// Not decided yet (the round has not reached agreement).
+    /// Not judged: the round has not reached agreement yet, or it did and
+    /// the validators that scored this submission held no majority of the
+    /// round's validator stake (unresolved: neither aggregated, paid nor
+    /// slashed).
     Pending,
     /// Counted in the aggregate.
     Accepted,

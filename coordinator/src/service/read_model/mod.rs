@@ -20,9 +20,8 @@ mod task_view;
 use starling_protocol::{PublicKey, TaskId};
 use starling_staking::{EntryKind, LedgerStore};
 use starling_web::{
-    AccountView, Balances, BondView, BoxFuture, Cursor, HistoryEntry, HistoryKind, ModelBlob, ModelDetail,
-    ModelSummary, Page, PageRequest, PredictCall, PredictError, Prediction, ReadError, ReadModel, StakeRole,
-    TaskDetail, TaskSummary,
+    AccountView, Balances, BondView, BoxFuture, HistoryEntry, HistoryKind, ModelBlob, ModelDetail, ModelSummary, Page,
+    PageRequest, PredictCall, PredictError, Prediction, ReadError, ReadModel, TaskDetail, TaskSummary,
 };
 
 use super::Coordinator;
@@ -46,16 +45,15 @@ where
         Box::pin(async move {
             // Ids fit the store's signed 64-bit column, so a larger cursor
             // (one a client made up) lies above every task: start at the top.
-            let after = page.after.map(Cursor::get).filter(|&raw| i64::try_from(raw).is_ok());
-            let request =
-                starling_staking::PageRequest { after: after.map(starling_staking::Cursor::new), limit: page.limit };
+            let after = page.after.filter(|cursor| i64::try_from(cursor.get()).is_ok());
+            let request = PageRequest { after, limit: page.limit };
             let records = self.inner.store.tasks(request).await.map_err(store_failed)?;
             let mut items = Vec::with_capacity(records.items.len());
             for record in &records.items {
                 let progress = self.progress(record.id).await?;
                 items.push(self.summary(record, &progress).await?);
             }
-            Ok(Page { items, next_cursor: records.next.map(|c| Cursor::new(c.get())) })
+            Ok(Page { items, next: records.next })
         })
     }
 
@@ -93,19 +91,16 @@ where
 
     fn list_models(&self, page: PageRequest) -> BoxFuture<'_, Result<Page<ModelSummary>, ReadError>> {
         Box::pin(async move {
-            let after = page.after.map(Cursor::get).filter(|&raw| i64::try_from(raw).is_ok());
-            if page.after.is_some() && after.is_none() {
+            if page.after.is_some_and(|cursor| i64::try_from(cursor.get()).is_err()) {
                 // A cursor past every id a store can hold: nothing after it.
-                return Ok(Page { items: Vec::new(), next_cursor: None });
+                return Ok(Page::empty());
             }
-            let request =
-                starling_staking::PageRequest { after: after.map(starling_staking::Cursor::new), limit: page.limit };
-            let models = self.inner.store.market_models(request).await.map_err(store_failed)?;
+            let models = self.inner.store.market_models(page).await.map_err(store_failed)?;
             let mut items = Vec::with_capacity(models.items.len());
             for (model, latest) in &models.items {
                 items.push(self.model_summary(model, latest).await?);
             }
-            Ok(Page { items, next_cursor: models.next.map(|c| Cursor::new(c.get())) })
+            Ok(Page { items, next: models.next })
         })
     }
 
@@ -135,14 +130,14 @@ where
             let mut delegations = Vec::new();
             let mut after = None;
             loop {
-                let page = starling_staking::PageRequest { after, limit: WHOLE };
+                let page = PageRequest { after, limit: WHOLE };
                 let positions = ledger.positions(&key, page).await.map_err(ledger_failed)?;
                 for position in positions.items {
                     let bond = &position.bond;
                     let view = BondView {
                         id: bond.id.0,
                         node: bond.node,
-                        role: stake_role(bond.role),
+                        role: bond.role,
                         amount: bond.amount.micro(),
                         effective: position.effective,
                         lock_days: bond.lock.get(),
@@ -155,15 +150,9 @@ where
                     None => break,
                 }
             }
-            let page = starling_staking::PageRequest {
-                after: history.after.map(|c| starling_staking::Cursor::new(c.get())),
-                limit: history.limit,
-            };
+            let page = PageRequest { after: history.after, limit: history.limit };
             let entries = ledger.identity_history(&key, page).await.map_err(ledger_failed)?;
-            let history = Page {
-                items: entries.items.iter().filter_map(history_entry).collect(),
-                next_cursor: entries.next.map(|c| Cursor::new(c.get())),
-            };
+            let history = Page { items: entries.items.iter().filter_map(history_entry).collect(), next: entries.next };
             let mut seen = balances.free.micro() > 0
                 || balances.staked.micro() > 0
                 || balances.delegated.micro() > 0
@@ -173,7 +162,7 @@ where
             if !seen && page.after.is_some() {
                 // A cursor past the key's last entry gives an empty page: the
                 // key is known all the same if it has any history at all.
-                let first = starling_staking::PageRequest::first(1);
+                let first = PageRequest::first(1);
                 seen = !ledger.identity_history(&key, first).await.map_err(ledger_failed)?.items.is_empty();
             }
             if !seen {
@@ -204,7 +193,7 @@ where
             if *self.inner.shutdown.borrow() {
                 return Err("the coordinator is shutting down".to_owned());
             }
-            let first = starling_staking::PageRequest::first(1);
+            let first = PageRequest::first(1);
             self.inner.store.tasks(first).await.map_err(|e| format!("coordinator store: {e}"))?;
             self.inner.ledger.free_balance(&self.inner.config.admin).await.map_err(|e| format!("ledger: {e}"))?;
             Ok(())
@@ -228,13 +217,6 @@ fn history_entry(entry: &starling_staking::HistoryEntry) -> Option<HistoryEntry>
         bond: entry.bond.map(|b| b.0),
         at: entry.at.0,
     })
-}
-
-fn stake_role(role: starling_staking::Role) -> StakeRole {
-    match role {
-        starling_staking::Role::Trainer => StakeRole::Trainer,
-        starling_staking::Role::Validator => StakeRole::Validator,
-    }
 }
 
 pub(super) fn store_failed(error: StoreError) -> ReadError {

@@ -9,7 +9,7 @@
 
 use std::collections::BTreeMap;
 
-use starling_protocol::{PublicKey, RoundNumber, RoundPhase, TaskId};
+use starling_protocol::{PageRequest, PublicKey, RoundNumber, RoundPhase, TaskId};
 use starling_staking::{EntryKind, LedgerStore};
 use starling_web::{IdentityPayout, SubmissionOutcome, SubmissionView, TaskSummary, ValidatorStanding};
 
@@ -101,7 +101,7 @@ where
         let mut rows = BTreeMap::new();
         let mut after = None;
         loop {
-            let page = starling_staking::PageRequest { after, limit: WHOLE };
+            let page = PageRequest { after, limit: WHOLE };
             let records = self.inner.store.rounds(task, page).await.map_err(store_failed)?;
             for r in records.items {
                 let row = starling_web::RoundRecord {
@@ -232,7 +232,7 @@ where
         let mut payouts: BTreeMap<PublicKey, (u64, u64)> = BTreeMap::new();
         let mut after = None;
         loop {
-            let page = starling_staking::PageRequest { after, limit: WHOLE };
+            let page = PageRequest { after, limit: WHOLE };
             let entries = self.inner.ledger.task_history(task, page).await.map_err(ledger_failed)?;
             for entry in entries.items {
                 let (rewarded, slashed) = payouts.entry(entry.identity).or_default();
