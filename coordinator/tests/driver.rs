@@ -15,9 +15,9 @@ use starling_coordinator::service::{Coordinator, Drive, ManualClock, ServiceConf
 use starling_coordinator::store::{CoordinatorStore, SqliteCoordinatorStore, VerdictStore};
 use starling_net::Identity;
 use starling_protocol::{
-    AggregationRule, AggregationSpec, ContentHash, CreateTask, DataSpec, Issue, JoinTask, Message, ModelSpec,
-    NamedTensor, Nonce, PublicKey, Request, Response, ResponseBody, Role, RoundDeadlines, RoundNumber, RoundPhase,
-    Stake, SubmissionId, SubmitScore, SubmitUpdate, TaskId, TaskSpec, TensorSpec, UpdatePayload, WireError,
+    ContentHash, CreateTask, DataSpec, Issue, JoinTask, Message, ModelSpec, NamedTensor, Nonce, PublicKey, Request,
+    Response, ResponseBody, Role, RoundNumber, RoundPhase, Stake, SubmissionId, SubmitScore, SubmitUpdate, TaskId,
+    TaskSpec, TensorSpec, UpdatePayload, WireError,
 };
 use starling_staking::{LedgerStore, MICRO_PER_STAR, Params, SqliteStore};
 use starling_web::{ReadModel, SubmissionOutcome};
@@ -48,24 +48,15 @@ fn identity(seed: u64) -> Identity {
 
 /// A task on a two-value model, every trainer sampled, FedAvg.
 fn spec(rounds: u32) -> TaskSpec {
-    let mut spec = TaskSpec {
-        model: ModelSpec { name: "tiny".into(), tensors: vec![TensorSpec::new("w", [2])] },
-        data: DataSpec { dataset: "toy".into(), input_shape: vec![2], num_classes: 2 },
-        rounds,
-        fraction: 1.0,
-        local_epochs: 1,
-        batch_size: 1,
-        learning_rate: 0.1,
-        aggregation: AggregationSpec::plain(AggregationRule::FedAvg),
-        reward_pool: 100 * STAR,
-        min_trainer_stake: 10 * STAR,
-        min_validator_stake: 10 * STAR,
-        payload_limit: 0,
-        deadlines: RoundDeadlines { training_secs: TRAINING_SECS, validation_secs: VALIDATION_SECS },
-        max_update_norm: None,
-    };
-    spec.payload_limit = spec.encoded_payload_len().unwrap() as u64;
-    spec
+    let model = ModelSpec { name: "tiny".into(), tensors: vec![TensorSpec::new("w", [2])] };
+    let data = DataSpec { dataset: "toy".into(), input_shape: vec![2], num_classes: 2 };
+    TaskSpec::builder(model, data)
+        .rounds(rounds)
+        .reward_pool(100 * STAR)
+        .min_stakes(10 * STAR, 10 * STAR)
+        .deadlines(TRAINING_SECS, VALIDATION_SECS)
+        .build()
+        .unwrap()
 }
 
 fn payload(values: [f32; 2]) -> Vec<u8> {

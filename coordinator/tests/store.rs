@@ -18,8 +18,7 @@ use starling_coordinator::store::{
     Promotion, Recorded, RoundRecord, ScoreRecord, SqliteCoordinatorStore, StoreError, SubmissionRecord, open_any,
 };
 use starling_protocol::{
-    AggregationRule, AggregationSpec, ContentHash, DataSpec, ModelSpec, PublicKey, Role, RoundDeadlines, RoundNumber,
-    SubmissionId, TaskId, TaskSpec, TensorSpec,
+    ContentHash, DataSpec, ModelSpec, PublicKey, Role, RoundNumber, SubmissionId, TaskId, TaskSpec, TensorSpec,
 };
 
 fn key(n: u8) -> PublicKey {
@@ -35,24 +34,9 @@ fn ms(n: u64) -> UnixMillis {
 }
 
 fn spec(name: &str) -> TaskSpec {
-    let mut spec = TaskSpec {
-        model: ModelSpec { name: name.into(), tensors: vec![TensorSpec::new("w", [4])] },
-        data: DataSpec { dataset: "toy".into(), input_shape: vec![4], num_classes: 2 },
-        rounds: 3,
-        fraction: 1.0,
-        local_epochs: 1,
-        batch_size: 1,
-        learning_rate: 0.1,
-        aggregation: AggregationSpec::plain(AggregationRule::FedAvg),
-        reward_pool: 1_000_000,
-        min_trainer_stake: 10,
-        min_validator_stake: 10,
-        payload_limit: 0,
-        deadlines: RoundDeadlines { training_secs: 60, validation_secs: 30 },
-        max_update_norm: None,
-    };
-    spec.payload_limit = spec.encoded_payload_len().unwrap() as u64;
-    spec
+    let model = ModelSpec { name: name.into(), tensors: vec![TensorSpec::new("w", [4])] };
+    let data = DataSpec { dataset: "toy".into(), input_shape: vec![4], num_classes: 2 };
+    TaskSpec::builder(model, data).rounds(3).training(1, 1, 0.1).min_stakes(10, 10).deadlines(60, 30).build().unwrap()
 }
 
 fn new_task(n: u8) -> NewTask {

@@ -20,6 +20,7 @@ pub mod payload;
 mod phase;
 mod replay;
 mod task;
+mod task_builder;
 mod tensor;
 mod verifier;
 
@@ -43,5 +44,6 @@ pub use task::{
     DataSpec, MAX_TENSOR_NAME_LEN, MAX_TENSOR_RANK, MAX_TENSORS, MIN_UPDATE_NORM, ModelSpec, RESERVED_TENSOR_NAME,
     RoundDeadlines, TaskSpec, TaskSpecError,
 };
+pub use task_builder::TaskSpecBuilder;
 pub use tensor::{NamedTensor, TensorRef, TensorSpec};
 pub use verifier::{Verified, Verifier};

@@ -1,5 +1,7 @@
 //! `TaskSpec`: everything a task creator fixes up front, and the checks that
-//! keep nonsense out of the registry.
+//! keep nonsense out of the registry (one job: its tests take it past 600
+//! lines). [`TaskSpec::builder`](crate::TaskSpecBuilder) writes one with
+//! defaults.
 
 use std::collections::HashSet;
 
@@ -30,7 +32,8 @@ pub const RESERVED_TENSOR_NAME: &str = "__metadata__";
 /// A federated task: the model, the data it expects, the training schedule,
 /// the aggregation rule and the economics.
 ///
-/// Build it however is convenient, then call [`TaskSpec::validate`] before
+/// Build it with [`TaskSpec::builder`] (defaults for all but the model and
+/// data, checked) or field by field, then call [`TaskSpec::validate`] before
 /// trusting it. Amounts are integers in µSTAR.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TaskSpec {

@@ -82,31 +82,15 @@ fn check_norm(spec: &TaskSpec, squared: f64) -> Result<(), WireError> {
 #[cfg(test)]
 mod tests {
     use starling_protocol::payload::StreamingCheck;
-    use starling_protocol::{AggregationRule, AggregationSpec, DataSpec, ModelSpec, NamedTensor, RoundDeadlines};
-    use starling_protocol::{TensorSpec, UpdatePayload};
+    use starling_protocol::{DataSpec, ModelSpec, NamedTensor, TensorSpec, UpdatePayload};
 
     use super::*;
 
     fn spec() -> TaskSpec {
         let tensors = vec![TensorSpec::new("w", vec![4, 3]), TensorSpec::new("b", vec![3])];
-        let mut spec = TaskSpec {
-            model: ModelSpec { name: "logreg".into(), tensors },
-            data: DataSpec { dataset: "mnist".into(), input_shape: vec![4], num_classes: 3 },
-            rounds: 1,
-            fraction: 1.0,
-            local_epochs: 1,
-            batch_size: 1,
-            learning_rate: 0.1,
-            aggregation: AggregationSpec::plain(AggregationRule::FedAvg),
-            reward_pool: 1,
-            min_trainer_stake: 1,
-            min_validator_stake: 1,
-            payload_limit: 0,
-            deadlines: RoundDeadlines { training_secs: 1, validation_secs: 1 },
-            max_update_norm: Some(10.0),
-        };
-        spec.payload_limit = spec.encoded_payload_len().unwrap() as u64;
-        spec
+        let model = ModelSpec { name: "logreg".into(), tensors };
+        let data = DataSpec { dataset: "mnist".into(), input_shape: vec![4], num_classes: 3 };
+        TaskSpec::builder(model, data).max_update_norm(Some(10.0)).build().unwrap()
     }
 
     /// The verdict on a payload with every value of the spec's tensors set to

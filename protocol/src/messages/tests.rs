@@ -5,14 +5,13 @@ use ed25519_dalek::SigningKey;
 use proptest::prelude::*;
 
 use super::*;
-use crate::aggregation_spec::{AggregationRule, AggregationSpec};
 use crate::envelope::{EnvelopeError, Message, PROTOCOL_VERSION, SignedEnvelope};
 use crate::hex;
 use crate::ids::{ContentHash, Nonce, RoundNumber, SubmissionId, TaskId};
 use crate::keys::PublicKey;
 use crate::phase::RoundPhase;
 use crate::replay::{ReplayConfig, ReplayError};
-use crate::task::{DataSpec, ModelSpec, RoundDeadlines, TaskSpec};
+use crate::task::{DataSpec, ModelSpec, TaskSpec};
 use crate::tensor::TensorSpec;
 use crate::verifier::Verifier;
 
@@ -36,23 +35,17 @@ pub(crate) fn cnn_spec() -> TaskSpec {
         TensorSpec::new("fc2.weight", [512, 10]),
         TensorSpec::new("fc2.bias", [10]),
     ];
-    let mut spec = TaskSpec {
-        model: ModelSpec { name: "mnist-cnn".into(), tensors },
-        data: DataSpec { dataset: "mnist".into(), input_shape: vec![1, 28, 28], num_classes: 10 },
-        rounds: 100,
-        fraction: 0.1,
-        local_epochs: 5,
-        batch_size: 10,
-        learning_rate: 0.05,
-        aggregation: AggregationSpec::plain(AggregationRule::FedAvg),
-        reward_pool: 10_000 * 1_000_000,
-        min_trainer_stake: 10 * 1_000_000,
-        min_validator_stake: 100 * 1_000_000,
-        payload_limit: 0,
-        deadlines: RoundDeadlines { training_secs: 600, validation_secs: 300 },
-        max_update_norm: None,
-    };
-    spec.payload_limit = spec.encoded_payload_len().unwrap() as u64;
+    let model = ModelSpec { name: "mnist-cnn".into(), tensors };
+    let data = DataSpec { dataset: "mnist".into(), input_shape: vec![1, 28, 28], num_classes: 10 };
+    let spec = TaskSpec::builder(model, data)
+        .rounds(100)
+        .fraction(0.1)
+        .training(5, 10, 0.05)
+        .reward_pool(10_000 * 1_000_000)
+        .min_stakes(10 * 1_000_000, 100 * 1_000_000)
+        .deadlines(600, 300)
+        .build()
+        .unwrap();
     spec
 }
 

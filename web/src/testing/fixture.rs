@@ -4,8 +4,8 @@
 use std::sync::Arc;
 
 use starling_protocol::{
-    AggregationRule, AggregationSpec, ContentHash, DataSpec, ModelSpec, PublicKey, Role, RoundDeadlines, RoundNumber,
-    RoundPhase, SigningKey, SubmissionId, TaskId, TaskSpec, TensorSpec,
+    ContentHash, DataSpec, ModelSpec, PublicKey, Role, RoundNumber, RoundPhase, SigningKey, SubmissionId, TaskId,
+    TaskSpec, TensorSpec,
 };
 
 use crate::testing::MemoryModel;
@@ -87,22 +87,18 @@ impl MemoryModel {
     }
 
     pub(super) fn spec() -> TaskSpec {
-        TaskSpec {
-            model: ModelSpec { name: "mnist-cnn".into(), tensors: vec![TensorSpec::new("fc.weight", [10, 784])] },
-            data: DataSpec { dataset: "mnist".into(), input_shape: vec![1, 28, 28], num_classes: 10 },
-            rounds: 10,
-            fraction: 0.5,
-            local_epochs: 1,
-            batch_size: 32,
-            learning_rate: 0.05,
-            aggregation: AggregationSpec::plain(AggregationRule::FedAvg),
-            reward_pool: 1_000_000_000,
-            min_trainer_stake: 1_000_000,
-            min_validator_stake: 5_000_000,
-            payload_limit: 1 << 20,
-            deadlines: RoundDeadlines { training_secs: 600, validation_secs: 300 },
-            max_update_norm: None,
-        }
+        let model = ModelSpec { name: "mnist-cnn".into(), tensors: vec![TensorSpec::new("fc.weight", [10, 784])] };
+        let data = DataSpec { dataset: "mnist".into(), input_shape: vec![1, 28, 28], num_classes: 10 };
+        TaskSpec::builder(model, data)
+            .rounds(10)
+            .fraction(0.5)
+            .training(1, 32, 0.05)
+            .reward_pool(1_000_000_000)
+            .min_stakes(1_000_000, 5_000_000)
+            .payload_limit(1 << 20)
+            .deadlines(600, 300)
+            .build()
+            .expect("a valid task")
     }
 
     pub(super) fn submission(trainer: PublicKey, score: Option<f64>, outcome: SubmissionOutcome) -> SubmissionView {

@@ -3,8 +3,7 @@
 use std::collections::BTreeMap;
 
 use starling_protocol::{
-    AggregationRule, AggregationSpec, ContentHash, DataSpec, ModelSpec, PublicKey, RoundDeadlines, RoundNumber,
-    SubmissionId, TaskId, TaskSpec, TensorSpec,
+    ContentHash, DataSpec, ModelSpec, PublicKey, RoundNumber, SubmissionId, TaskId, TaskSpec, TensorSpec,
 };
 
 use crate::round::{
@@ -47,24 +46,15 @@ pub(super) const VALIDATORS: [u8; 3] = [101, 102, 103];
 
 /// A small valid task: every trainer sampled, three rounds, FedAvg.
 pub(super) fn spec() -> TaskSpec {
-    let mut spec = TaskSpec {
-        model: ModelSpec { name: "tiny".into(), tensors: vec![TensorSpec::new("w", [4])] },
-        data: DataSpec { dataset: "toy".into(), input_shape: vec![4], num_classes: 2 },
-        rounds: 3,
-        fraction: 1.0,
-        local_epochs: 1,
-        batch_size: 1,
-        learning_rate: 0.1,
-        aggregation: AggregationSpec::plain(AggregationRule::FedAvg),
-        reward_pool: 1_000_000,
-        min_trainer_stake: 10,
-        min_validator_stake: 10,
-        payload_limit: 0,
-        deadlines: RoundDeadlines { training_secs: TRAINING_SECS, validation_secs: VALIDATION_SECS },
-        max_update_norm: None,
-    };
-    spec.payload_limit = spec.encoded_payload_len().unwrap() as u64;
-    spec
+    let model = ModelSpec { name: "tiny".into(), tensors: vec![TensorSpec::new("w", [4])] };
+    let data = DataSpec { dataset: "toy".into(), input_shape: vec![4], num_classes: 2 };
+    TaskSpec::builder(model, data)
+        .rounds(3)
+        .training(1, 1, 0.1)
+        .min_stakes(10, 10)
+        .deadlines(TRAINING_SECS, VALIDATION_SECS)
+        .build()
+        .unwrap()
 }
 
 pub(super) fn participants() -> Participants {
