@@ -8,6 +8,7 @@
 
 mod any;
 mod artifact_store;
+mod blob_writer;
 mod chunk_queue;
 mod error;
 mod local;
