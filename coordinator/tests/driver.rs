@@ -160,9 +160,19 @@ impl Bench {
 
     /// `trainer` sends `delta` as its update to the current round.
     async fn submit(&mut self, task: TaskId, trainer: &Identity, delta: [f32; 2], samples: u64) -> SubmissionId {
+        let update = self.update(task, delta, samples).await;
+        match self.ok(trainer, &update, Some(&payload(delta))).await {
+            ResponseBody::UpdateAccepted { submission } => submission,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    /// The message announcing `delta` (`samples` examples) as an update to
+    /// the current round.
+    async fn update(&self, task: TaskId, delta: [f32; 2], samples: u64) -> SubmitUpdate {
         let machine = self.service.machine(task).await.unwrap();
         let bytes = payload(delta);
-        let update = SubmitUpdate {
+        SubmitUpdate {
             task,
             round: machine.round().unwrap(),
             base_model: machine.global_model().unwrap(),
@@ -170,10 +180,6 @@ impl Bench {
             update_len: bytes.len() as u64,
             samples,
             train_loss: 0.5,
-        };
-        match self.ok(trainer, &update, Some(&bytes)).await {
-            ResponseBody::UpdateAccepted { submission } => submission,
-            other => panic!("{other:?}"),
         }
     }
 
@@ -285,7 +291,8 @@ async fn a_restarted_coordinator_resumes_the_round_it_stopped_in() {
     bench.restart(None).await;
     bench.advance(10);
     assert_eq!(bench.progress(task).await, (RoundNumber::new(0), RoundPhase::Training));
-    let again = resend(&bench, task, [2.0, 0.0]).await;
+    // The same update again, in a new request (a fresh nonce: not a replay).
+    let again = bench.update(task, [2.0, 0.0], 10).await;
     let refused = bench.send(&trainers[0], &again, Some(&payload([2.0, 0.0]))).await.unwrap_err();
     assert_eq!(refused.code, starling_protocol::ErrorCode::Duplicate, "the acknowledged update survived: {refused}");
     let second = bench.submit(task, &trainers[1], [0.0, 2.0], 10).await;
@@ -298,22 +305,6 @@ async fn a_restarted_coordinator_resumes_the_round_it_stopped_in() {
     assert_eq!(bench.global_model(task).await, vec![1.0, 1.0]);
     let verdicts = bench.store.round_verdicts(task, RoundNumber::new(0)).await.unwrap().unwrap();
     assert_eq!(verdicts.submissions.len(), 2);
-}
-
-/// `trainer`'s update message for the current round again (a fresh nonce
-/// makes it a new request, not a replay).
-async fn resend(bench: &Bench, task: TaskId, delta: [f32; 2]) -> SubmitUpdate {
-    let machine = bench.service.machine(task).await.unwrap();
-    let bytes = payload(delta);
-    SubmitUpdate {
-        task,
-        round: machine.round().unwrap(),
-        base_model: machine.global_model().unwrap(),
-        update: ContentHash::of(&bytes),
-        update_len: bytes.len() as u64,
-        samples: 10,
-        train_loss: 0.5,
-    }
 }
 
 /// The dashboard shows the verdict the round was paid by. Three validators

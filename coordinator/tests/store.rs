@@ -4,11 +4,8 @@
 //! in a fresh schema). Tests that need a file (restart, sharing with the
 //! ledger) are SQLite-only.
 
-use std::str::FromStr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, Ordering};
 
-use sqlx::postgres::PgConnectOptions;
 use starling_coordinator::round::{
     Event, Participants, PayloadCheck, RoundConfig, RoundMachine, RoundVerdicts, ScoreValues, SubmissionVerdict,
     UnixMillis, ValidatorVerdict, VerdictOutcome,
@@ -97,13 +94,8 @@ async fn sqlite() -> SqliteCoordinatorStore {
 /// A PostgreSQL store in a schema of its own, on the server `DATABASE_URL`
 /// names.
 async fn postgres(test: &str) -> PostgresCoordinatorStore {
-    static SEQ: AtomicU32 = AtomicU32::new(0);
     let url = std::env::var("DATABASE_URL").expect("DATABASE_URL names a PostgreSQL server");
-    let schema = format!("c_{}_{}_{}", test, std::process::id(), SEQ.fetch_add(1, Ordering::Relaxed));
-    let options = PgConnectOptions::from_str(&url).expect("DATABASE_URL parses");
-    let admin = sqlx::PgPool::connect_with(options.clone()).await.expect("connect to DATABASE_URL");
-    sqlx::query(&format!("CREATE SCHEMA {schema}")).execute(&admin).await.expect("create schema");
-    let options = options.options([("search_path", schema.as_str())]);
+    let (_, options) = starling_staking::scratch_schema(&url, &format!("c_{test}")).await.expect("a schema of its own");
     PostgresCoordinatorStore::connect_with(options).await.expect("open postgres")
 }
 
@@ -513,11 +505,7 @@ async fn a_reopened_sqlite_file_keeps_everything() {
 #[ignore = "needs PostgreSQL: set DATABASE_URL and run with --include-ignored (./test.sh does when it is set)"]
 async fn migrations_run_twice_on_postgres() {
     let url = std::env::var("DATABASE_URL").expect("DATABASE_URL names a PostgreSQL server");
-    let schema = format!("c_twice_{}", std::process::id());
-    let options = PgConnectOptions::from_str(&url).unwrap();
-    let admin = sqlx::PgPool::connect_with(options.clone()).await.unwrap();
-    sqlx::query(&format!("CREATE SCHEMA {schema}")).execute(&admin).await.unwrap();
-    let options = options.options([("search_path", schema.as_str())]);
+    let (_, options) = starling_staking::scratch_schema(&url, "c_twice").await.unwrap();
     let task = {
         let store = PostgresCoordinatorStore::connect_with(options.clone()).await.unwrap();
         store.create_task(&new_task(1)).await.unwrap()
@@ -549,11 +537,7 @@ async fn the_coordinator_migrates_a_database_the_ledger_created() {
 async fn the_coordinator_migrates_a_postgres_database_the_ledger_created() {
     use starling_staking::{LedgerStore, Params, PostgresStore};
     let url = std::env::var("DATABASE_URL").expect("DATABASE_URL names a PostgreSQL server");
-    let schema = format!("c_shared_{}", std::process::id());
-    let options = PgConnectOptions::from_str(&url).unwrap();
-    let admin = sqlx::PgPool::connect_with(options.clone()).await.unwrap();
-    sqlx::query(&format!("CREATE SCHEMA {schema}")).execute(&admin).await.unwrap();
-    let options = options.options([("search_path", schema.as_str())]);
+    let (_, options) = starling_staking::scratch_schema(&url, "c_shared").await.unwrap();
     let ledger = PostgresStore::connect(options.clone(), key(0), Params::default()).await.unwrap();
     let coordinator = PostgresCoordinatorStore::connect_with(options.clone()).await.unwrap();
     let task = coordinator.create_task(&new_task(1)).await.unwrap();

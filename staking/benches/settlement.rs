@@ -9,17 +9,15 @@
 //! `-- settle` or `-- ops` one group.
 
 use std::cell::Cell;
-use std::str::FromStr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use criterion::{BenchmarkId, Criterion, SamplingMode, Throughput, criterion_group, criterion_main};
-use sqlx::postgres::PgConnectOptions;
 use starling_protocol::{PublicKey, RoundNumber, TaskId};
 use starling_staking::{
     Accepted, Amount, LedgerStore, MemoryLedger, Operation, Params, PostgresStore, Ppm, Role, RoundReport, SqliteStore,
-    Timestamp, ValidatorAgreement,
+    Timestamp, ValidatorAgreement, scratch_schema,
 };
 use tokio::runtime::Runtime;
 
@@ -172,11 +170,8 @@ fn backends() -> Backends {
     });
     let postgres = std::env::var("DATABASE_URL").ok().map(|url| {
         runtime.block_on(async {
-            let schema = format!("bench_settlement_{}", std::process::id());
-            let options = PgConnectOptions::from_str(&url).expect("DATABASE_URL parses");
-            let admin_pool = sqlx::PgPool::connect_with(options.clone()).await.expect("connect to DATABASE_URL");
-            sqlx::query(&format!("CREATE SCHEMA {schema}")).execute(&admin_pool).await.expect("create schema");
-            let options = options.options([("search_path", schema.as_str())]);
+            let (schema, options) = scratch_schema(&url, "bench_settlement").await.expect("a schema of its own");
+            let admin_pool = sqlx::PgPool::connect(&url).await.expect("connect to DATABASE_URL");
             let store =
                 Arc::new(PostgresStore::connect(options, admin(), Params::default()).await.expect("open PostgreSQL"));
             populate(&store).await;

@@ -47,5 +47,6 @@ pub use split::pro_rata;
 pub use store::migrations;
 pub use store::{
     AnyLedgerStore, Audit, Backend, LedgerStore, PostgresStore, SqliteStore, StoreError, UnsupportedScheme, open_any,
+    scratch_schema,
 };
 pub use views::{Balances, Cursor, HistoryEntry, MAX_PAGE, Page, PageRequest, Position};

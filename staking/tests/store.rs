@@ -3,16 +3,13 @@
 //! `--include-ignored` and `DATABASE_URL` naming a server; each test in a
 //! fresh schema). Results are compared with the in-memory reference ledger.
 
-use std::str::FromStr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, Ordering};
 
-use sqlx::postgres::PgConnectOptions;
 use starling_protocol::{PublicKey, RoundNumber, TaskId};
 use starling_staking::{
     Accepted, Amount, Balances, BondId, EntryKind, HistoryEntry, LedgerError, LedgerStore, MemoryLedger, Operation,
     Page, PageRequest, Params, Position, PostgresStore, Ppm, Role, RoundReport, SqliteStore, StoreError, Timestamp,
-    ValidatorAgreement,
+    ValidatorAgreement, scratch_schema,
 };
 
 fn key(n: u8) -> PublicKey {
@@ -30,13 +27,8 @@ async fn sqlite() -> SqliteStore {
 /// A PostgreSQL store in a schema of its own, on the server `DATABASE_URL`
 /// names.
 async fn postgres(test: &str) -> PostgresStore {
-    static SEQ: AtomicU32 = AtomicU32::new(0);
     let url = std::env::var("DATABASE_URL").expect("DATABASE_URL names a PostgreSQL server");
-    let schema = format!("t_{}_{}_{}", test, std::process::id(), SEQ.fetch_add(1, Ordering::Relaxed));
-    let options = PgConnectOptions::from_str(&url).expect("DATABASE_URL parses");
-    let admin = sqlx::PgPool::connect_with(options.clone()).await.expect("connect to DATABASE_URL");
-    sqlx::query(&format!("CREATE SCHEMA {schema}")).execute(&admin).await.expect("create schema");
-    let options = options.options([("search_path", schema.as_str())]);
+    let (_, options) = scratch_schema(&url, &format!("t_{test}")).await.expect("a schema of its own");
     PostgresStore::connect(options, key(0), Params::default()).await.expect("open postgres")
 }
 

@@ -17,7 +17,7 @@ use starling_protocol::{PublicKey, TaskId};
 pub use any::{AnyLedgerStore, open_any};
 pub use backend::{Backend, UnsupportedScheme};
 pub use error::StoreError;
-pub use postgres::PostgresStore;
+pub use postgres::{PostgresStore, scratch_schema};
 pub use sqlite::SqliteStore;
 
 use crate::account::BondId;

@@ -43,3 +43,21 @@ super::transact::ledger_store!(
     lock = " FOR UPDATE",
     next_bond = "SELECT nextval('bond_ids')"
 );
+
+/// A fresh, empty schema on the PostgreSQL server `url` names, for a test or
+/// benchmark that must not see another's tables: created as `{prefix}_{pid}_{n}`
+/// (unique in this process and among concurrent ones), and returned with the
+/// connect options that put it first on the search path, so that every table
+/// either store makes lands in it. The caller drops it when it wants to.
+pub async fn scratch_schema(url: &str, prefix: &str) -> Result<(String, PgConnectOptions), StoreError> {
+    use std::str::FromStr as _;
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let schema = format!("{prefix}_{}_{}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed));
+    let options = PgConnectOptions::from_str(url)?;
+    let admin = PgPoolOptions::new().max_connections(1).connect_with(options.clone()).await?;
+    sqlx::query(&format!("CREATE SCHEMA {schema}")).execute(&admin).await?;
+    admin.close().await;
+    let options = options.options([("search_path", schema.as_str())]);
+    Ok((schema, options))
+}
