@@ -1,4 +1,5 @@
-//! A task's rule, as the protocol states it ([`AggregationRule`]), turned into
+//! A task's rule and server optimizer, as the protocol states them
+//! ([`AggregationRule`], [`starling_protocol::ServerOptimizer`]), turned into
 //! what this crate runs: the one place that maps one onto the other.
 //!
 //! The protocol's rule carries `u32` counts and one rule this crate has no
@@ -10,6 +11,32 @@ use starling_protocol::AggregationRule;
 
 use crate::error::{AggregationError, Result};
 use crate::rule::Rule;
+use crate::server_opt::ServerOptimizer;
+
+impl From<starling_protocol::ServerOptimizer> for ServerOptimizer {
+    /// The task's server optimizer, its hyper-parameters narrowed from the
+    /// wire's `f64` to the engine's `f32` (rounded to nearest). A value the
+    /// narrowing takes out of range (a learning rate below `f32`'s smallest
+    /// positive value) is refused where the optimizer is built, by
+    /// [`ServerOptimizer::validate`], as any other. The protocol's FedAdagrad
+    /// names no β₁: it takes the paper's ([`crate::server_opt::DEFAULT_BETA1`]).
+    fn from(optimizer: starling_protocol::ServerOptimizer) -> Self {
+        use starling_protocol::ServerOptimizer as Task;
+        let f = |value: f64| value as f32;
+        match optimizer {
+            Task::FedAvgM { server_lr, momentum } => Self::FedAvgM { lr: f(server_lr), momentum: f(momentum) },
+            Task::FedAdagrad { server_lr, tau } => {
+                Self::FedAdagrad { lr: f(server_lr), beta1: crate::server_opt::DEFAULT_BETA1, tau: f(tau) }
+            }
+            Task::FedAdam { server_lr, beta1, beta2, tau } => {
+                Self::FedAdam { lr: f(server_lr), beta1: f(beta1), beta2: f(beta2), tau: f(tau) }
+            }
+            Task::FedYogi { server_lr, beta1, beta2, tau } => {
+                Self::FedYogi { lr: f(server_lr), beta1: f(beta1), beta2: f(beta2), tau: f(tau) }
+            }
+        }
+    }
+}
 
 impl TryFrom<AggregationRule> for Rule {
     type Error = AggregationError;
@@ -98,6 +125,23 @@ mod tests {
             assert_eq!(Rule::try_from(task), Ok(want), "{task:?}");
             assert_eq!(TaskRule::new(task), Ok(TaskRule { rule: want, best_only: false }), "{task:?}");
             assert_eq!(want.name(), task.name());
+        }
+    }
+
+    #[test]
+    fn server_optimizers_keep_their_parameters_and_pass_the_engines_checks() {
+        use starling_protocol::ServerOptimizer as Task;
+        let cases = [
+            (Task::FedAvgM { server_lr: 1.0, momentum: 0.9 }, ServerOptimizer::FedAvgM { lr: 1.0, momentum: 0.9 }),
+            (Task::FedAdagrad { server_lr: 0.1, tau: 1e-3 }, ServerOptimizer::fed_adagrad(0.1)),
+            (Task::FedAdam { server_lr: 0.01, beta1: 0.9, beta2: 0.99, tau: 1e-3 }, ServerOptimizer::fed_adam(0.01)),
+            (Task::FedYogi { server_lr: 0.01, beta1: 0.9, beta2: 0.99, tau: 1e-3 }, ServerOptimizer::fed_yogi(0.01)),
+        ];
+        for (task, want) in cases {
+            let ours = ServerOptimizer::from(task);
+            assert_eq!(ours, want, "{task:?}");
+            assert_eq!(ours.name(), task.name());
+            ours.validate().unwrap();
         }
     }
 
