@@ -37,7 +37,7 @@ pub(crate) fn cnn_spec() -> TaskSpec {
     ];
     let model = ModelSpec { name: "mnist-cnn".into(), tensors };
     let data = DataSpec { dataset: "mnist".into(), input_shape: vec![1, 28, 28], num_classes: 10 };
-    let spec = TaskSpec::builder(model, data)
+    TaskSpec::builder(model, data)
         .rounds(100)
         .fraction(0.1)
         .training(5, 10, 0.05)
@@ -45,8 +45,7 @@ pub(crate) fn cnn_spec() -> TaskSpec {
         .min_stakes(10 * 1_000_000, 100 * 1_000_000)
         .deadlines(600, 300)
         .build()
-        .unwrap();
-    spec
+        .unwrap()
 }
 
 fn key(seed: u8) -> SigningKey {
