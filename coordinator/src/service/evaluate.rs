@@ -35,8 +35,7 @@ impl Evaluator for ModelEvaluator {
         if spec.data.dataset != self.dataset {
             return Ok(None);
         }
-        let name = spec.model.name.as_str();
-        let Ok(kind) = name.parse::<ModelKind>().or_else(|_| name.strip_prefix("mnist-").unwrap_or("").parse()) else {
+        let Ok(kind) = ModelKind::for_task_name(&spec.model.name, &spec.data.dataset) else {
             return Ok(None);
         };
         let model = Model::from_payload(kind, model, &self.device).map_err(|e| e.to_string())?;

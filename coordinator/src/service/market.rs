@@ -87,12 +87,6 @@ fn names(spec: &TaskSpec) -> (String, String) {
     (format!("{dataset}-{architecture}"), architecture.to_owned())
 }
 
-/// The zoo model a task trains, if the zoo has it.
-fn zoo_kind(spec: &TaskSpec) -> Option<ModelKind> {
-    let (_, architecture) = names(spec);
-    architecture.parse().ok()
-}
-
 impl<S, L, A> Coordinator<S, L, A>
 where
     S: CoordinatorStore + 'static,
@@ -321,8 +315,8 @@ where
         let params = self.inner.market.params;
         let version = self.version(call.model, call.version).await?.ok_or(PredictError::NotFound)?;
         let task = self.inner.store.task(version.task).await.map_err(store_failed)?.ok_or(PredictError::NotFound)?;
-        let kind = zoo_kind(&task.spec)
-            .ok_or_else(|| PredictError::BadInput(format!("model {} cannot run here: not a zoo model", call.model)))?;
+        let kind = ModelKind::for_task_name(&task.spec.model.name, &task.spec.data.dataset)
+            .map_err(|_| PredictError::BadInput(format!("model {} cannot run here: not a zoo model", call.model)))?;
         let inputs = check_inputs(&call.inputs, params.max_inputs)?;
         let items = call.inputs.len() as u64;
 

@@ -3,7 +3,7 @@
 use std::fmt;
 use std::str::FromStr;
 
-use starling_protocol::TensorSpec;
+use starling_protocol::{DataSpec, ModelSpec, TensorSpec};
 
 use super::ZooError;
 
@@ -107,6 +107,30 @@ impl ModelKind {
             .collect()
     }
 
+    /// The zoo model a task names: `model` is the zoo's name (`cnn`), or the
+    /// name after the task's dataset and a dash (`mnist-cnn` for a task on
+    /// `mnist`), the form the marketplace lists models under. This is the
+    /// one place that reading is written; clients, the coordinator's
+    /// evaluator and the marketplace all use it.
+    pub fn for_task_name(model: &str, dataset: &str) -> Result<Self, ZooError> {
+        model.parse().or_else(|error| match model.strip_prefix(dataset).and_then(|rest| rest.strip_prefix('-')) {
+            Some(architecture) if !dataset.is_empty() => {
+                architecture.parse().map_err(|_| ZooError::UnknownModel(model.to_owned()))
+            }
+            _ => Err(error),
+        })
+    }
+
+    /// The model as a task spec names it: the zoo name and its tensors.
+    pub fn model_spec(self) -> ModelSpec {
+        ModelSpec { name: self.name().into(), tensors: self.tensor_specs() }
+    }
+
+    /// The data every zoo model reads: MNIST's 28×28 grey images in 10 classes.
+    pub fn data_spec(self) -> DataSpec {
+        DataSpec { dataset: "mnist".into(), input_shape: vec![1, 28, 28], num_classes: NUM_CLASSES as u32 }
+    }
+
     /// Total number of trainable scalars.
     pub fn parameter_count(self) -> usize {
         self.tensor_specs().iter().map(|s| s.shape.iter().product::<usize>()).sum()
@@ -146,6 +170,22 @@ mod tests {
         }
         let err = "resnet".parse::<ModelKind>().unwrap_err();
         assert!(matches!(err, ZooError::UnknownModel(ref name) if name == "resnet"), "{err}");
+    }
+
+    #[test]
+    fn task_names_are_zoo_names_with_or_without_the_dataset() {
+        for kind in ModelKind::ALL {
+            assert_eq!(ModelKind::for_task_name(kind.name(), "mnist").unwrap(), kind);
+            assert_eq!(ModelKind::for_task_name(&format!("mnist-{kind}"), "mnist").unwrap(), kind);
+            assert_eq!(ModelKind::for_task_name(&format!("cancer-{kind}"), "cancer").unwrap(), kind);
+        }
+        // Another dataset's prefix, a bare prefix, an unknown architecture
+        // and an empty dataset are all refused, naming the whole name.
+        for (model, dataset) in [("mnist-cnn", "cancer"), ("mnist-", "mnist"), ("mnist-resnet", "mnist"), ("-cnn", "")]
+        {
+            let err = ModelKind::for_task_name(model, dataset).unwrap_err();
+            assert!(matches!(err, ZooError::UnknownModel(ref name) if name == model), "{model} on {dataset}: {err}");
+        }
     }
 
     #[test]
