@@ -129,6 +129,16 @@ impl Bench {
         self.ok(who, &Stake { role, amount: stake, lock_days: 0 }, None).await;
     }
 
+    /// Funds and stakes 50 STAR for each of `trainers` and `validators`.
+    async fn fund_all(&mut self, trainers: &[Identity], validators: &[Identity]) {
+        for t in trainers {
+            self.fund(t, Role::Trainer, 50 * STAR).await;
+        }
+        for v in validators {
+            self.fund(v, Role::Validator, 50 * STAR).await;
+        }
+    }
+
     /// Posts a task from a funded creator and has `trainers` and
     /// `validators` join it.
     async fn task(&mut self, rounds: u32, trainers: &[Identity], validators: &[Identity]) -> TaskId {
@@ -204,12 +214,7 @@ async fn a_round_opens_trains_validates_settles_and_the_next_one_opens() {
     let mut bench = Bench::new(None).await;
     let trainers = [identity(1), identity(2)];
     let validators = [identity(11), identity(12)];
-    for t in &trainers {
-        bench.fund(t, Role::Trainer, 50 * STAR).await;
-    }
-    for v in &validators {
-        bench.fund(v, Role::Validator, 50 * STAR).await;
-    }
+    bench.fund_all(&trainers, &validators).await;
     let task = bench.task(2, &trainers, &validators).await;
     assert_eq!(bench.drive(task).await, Drive::Running, "the join window is zero: round 0 opens");
     assert_eq!(bench.progress(task).await, (RoundNumber::new(0), RoundPhase::Training));
@@ -246,10 +251,7 @@ async fn a_straggler_is_dropped_at_the_training_deadline_neither_paid_nor_slashe
     let mut bench = Bench::new(None).await;
     let trainers = [identity(1), identity(2), identity(3)];
     let validator = identity(11);
-    for t in &trainers {
-        bench.fund(t, Role::Trainer, 50 * STAR).await;
-    }
-    bench.fund(&validator, Role::Validator, 50 * STAR).await;
+    bench.fund_all(&trainers, std::slice::from_ref(&validator)).await;
     let task = bench.task(1, &trainers, std::slice::from_ref(&validator)).await;
     bench.drive(task).await;
     let a = bench.submit(task, &trainers[0], [1.0, 1.0], 10).await;
@@ -279,10 +281,7 @@ async fn a_restarted_coordinator_resumes_the_round_it_stopped_in() {
     let mut bench = Bench::new(None).await;
     let trainers = [identity(1), identity(2)];
     let validator = identity(11);
-    for t in &trainers {
-        bench.fund(t, Role::Trainer, 50 * STAR).await;
-    }
-    bench.fund(&validator, Role::Validator, 50 * STAR).await;
+    bench.fund_all(&trainers, std::slice::from_ref(&validator)).await;
     let task = bench.task(1, &trainers, std::slice::from_ref(&validator)).await;
     bench.drive(task).await;
     let first = bench.submit(task, &trainers[0], [2.0, 0.0], 10).await;

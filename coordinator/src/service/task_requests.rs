@@ -13,7 +13,7 @@ use starling_staking::{Amount, LedgerStore, Operation};
 
 use super::Coordinator;
 use super::task_slot::Record;
-use super::wire_error::{artifact_error, internal, ledger_error, refuse, store_error, transition_error};
+use super::wire_error::{artifact_error, internal, ledger_error, refuse, store_error};
 use crate::artifacts::ArtifactStore;
 use crate::round::{Event, PayloadCheck, ScoreValues};
 use crate::store::{CoordinatorStore, Join, NewTask, ScoreRecord, SubmissionRecord};
@@ -128,9 +128,7 @@ where
             samples: update.samples,
             check,
         };
-        self.transition(&slot, received_at, event, Some(Record::Submission(record)))
-            .await
-            .map_err(|e| transition_error(&e))?;
+        self.transition(&slot, received_at, event, Some(Record::Submission(record))).await.map_err(|e| e.to_wire())?;
         slot.wake.notify_one();
         self.inner.metrics.submission(checked.is_ok());
         match checked {
@@ -162,9 +160,7 @@ where
             received_at,
         };
         let event = Event::ScoreReceived { round: score.round, validator, submission: score.submission, values };
-        self.transition(&slot, received_at, event, Some(Record::Score(record)))
-            .await
-            .map_err(|e| transition_error(&e))?;
+        self.transition(&slot, received_at, event, Some(Record::Score(record))).await.map_err(|e| e.to_wire())?;
         slot.wake.notify_one();
         self.inner.metrics.score();
         Ok(ResponseBody::Ack)

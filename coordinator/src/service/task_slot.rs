@@ -9,7 +9,7 @@ use starling_staking::LedgerStore;
 use thiserror::Error;
 use tokio::sync::{Mutex, Notify, watch};
 
-use super::wire_error::{internal, refuse, store_error};
+use super::wire_error::{internal, refusal, refuse, store_error};
 use super::{Coordinator, ServiceError};
 use crate::artifacts::ArtifactStore;
 use crate::round::{Action, Event, Refusal, RoundConfig, RoundMachine, UnixMillis};
@@ -47,6 +47,16 @@ pub(crate) enum TransitionError {
     /// The store failed or found a conflicting record; nothing was saved.
     #[error(transparent)]
     Store(#[from] StoreError),
+}
+
+impl TransitionError {
+    /// The refusal a client gets for it.
+    pub(crate) fn to_wire(&self) -> WireError {
+        match self {
+            Self::Refused(r) => refusal(r),
+            Self::Store(s) => store_error(s),
+        }
+    }
 }
 
 impl<S, L, A> Coordinator<S, L, A>

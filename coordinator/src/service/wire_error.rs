@@ -10,7 +10,6 @@ use starling_protocol::{ErrorCode, RoundPhase, WireError};
 use starling_staking::LedgerError;
 
 use crate::round::Refusal;
-use crate::service::task_slot::TransitionError;
 use crate::store::StoreError;
 
 /// A refusal with `code` and `message`.
@@ -62,14 +61,6 @@ pub(crate) fn refusal(refusal: &Refusal) -> WireError {
         Refusal::NotAssigned { .. } => ErrorCode::NotAssigned,
     };
     refuse(code, refusal.to_string())
-}
-
-/// A transition that was refused or could not be saved.
-pub(crate) fn transition_error(error: &TransitionError) -> WireError {
-    match error {
-        TransitionError::Refused(r) => refusal(r),
-        TransitionError::Store(s) => store_error(s),
-    }
 }
 
 /// A ledger failure.
