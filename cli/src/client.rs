@@ -1,15 +1,12 @@
 //! What every command that talks to a coordinator shares: where it is, how
 //! to trust it, which identity signs, and how refusals are reported.
 
-use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use anyhow::{Context, Result, anyhow};
-use starling_net::{Fingerprint, Identity, KnownHosts, Limits, Trust, client_endpoint};
-use starling_protocol::{
-    BalanceInfo, Message, Nonce, PublicKey, ReadRequest, Request, ResponseBody, TaskId, TaskInfo, WireError,
-};
-use starling_trainer::{QuicTransport, Transport};
+use starling_client::{Answer, ClientError, Dialled, FirstUse, Link, QuicTransport, TrustSetting, dial};
+use starling_net::{Fingerprint, Identity};
+use starling_protocol::{BalanceInfo, Message, PublicKey, ResponseBody, TaskId, TaskInfo, WireError};
 
 use crate::keys::default_key_path;
 
@@ -61,97 +58,85 @@ impl ClientArgs {
     /// A connection to the coordinator, dialled on first use (call inside
     /// the runtime).
     pub(crate) fn connect(&self) -> Result<Coordinator> {
-        let (trust, first_use) = match (&self.fingerprint, &self.ca_cert) {
-            (Some(fingerprint), _) => (Trust::Pinned(*fingerprint), None),
-            (None, Some(pem)) => (
-                Trust::ca_pem_file(pem).with_context(|| format!("reading CA certificates from {}", pem.display()))?,
-                None,
-            ),
-            (None, None) => {
-                let path = match &self.known_hosts {
-                    Some(path) => path.clone(),
-                    None => default_known_hosts()?,
-                };
-                let known = KnownHosts::new(&path);
-                let host = self.coordinator.to_ascii_lowercase();
-                let seen = known.lookup(&host)?;
-                (Trust::TrustOnFirstUse { known_hosts: path }, seen.is_none().then_some((known, host)))
-            }
+        let trust = match (&self.fingerprint, &self.ca_cert) {
+            (Some(fingerprint), _) => TrustSetting::Pinned(*fingerprint),
+            (None, Some(pem)) => TrustSetting::CaFile(pem.clone()),
+            (None, None) => TrustSetting::KnownHosts(match &self.known_hosts {
+                Some(path) => path.clone(),
+                None => default_known_hosts()?,
+            }),
         };
-        // A bracketed target is an IPv6 literal; anything else is dialled over IPv4.
-        let bind: SocketAddr =
-            if self.coordinator.starts_with('[') { "[::]:0".parse()? } else { "0.0.0.0:0".parse()? };
-        let endpoint = client_endpoint(bind, trust, &Limits::default()).context("opening a QUIC client endpoint")?;
-        let transport = QuicTransport::new(endpoint, self.coordinator.clone());
-        Ok(Coordinator { transport, target: self.coordinator.clone(), first_use })
+        let Dialled { transport, first_use } = dial(&self.coordinator, trust)?;
+        Ok(Coordinator { link: Link::new(transport), target: self.coordinator.clone(), first_use })
     }
 }
 
-/// A coordinator to send requests to.
+/// A coordinator to send requests to, each sent once and reported: the
+/// client crate's [`Link`], its errors worded for the command line.
 pub(crate) struct Coordinator {
-    transport: QuicTransport,
+    link: Link<QuicTransport>,
     target: String,
-    /// The known-hosts file and key when this is the first connection to
-    /// the host: its fingerprint is announced once the connection is made.
-    first_use: Option<(KnownHosts, String)>,
+    /// Set when this is the first connection to the host: its fingerprint
+    /// is announced once the connection is made.
+    first_use: Option<FirstUse>,
 }
 
 impl Coordinator {
     /// A coordinator reached through `transport` (already trusted), named
     /// `target` in messages.
     pub(crate) fn over(transport: QuicTransport, target: impl Into<String>) -> Self {
-        Self { transport, target: target.into(), first_use: None }
+        Self { link: Link::new(transport), target: target.into(), first_use: None }
     }
 
     /// Announces a certificate trusted on first use, once it has been.
     fn announce_first_use(&mut self) {
-        if let Some((known, host)) = self.first_use.take()
-            && let Ok(Some(fingerprint)) = known.lookup(&host)
+        if let Some(first) = self.first_use.take()
+            && let Some(fingerprint) = first.recorded()
         {
             eprintln!(
-                "first connection to {host}: trusting its certificate {fingerprint} from now on (recorded in {}); \
+                "first connection to {}: trusting its certificate {fingerprint} from now on (recorded in {}); \
                  compare it with the fingerprint the coordinator printed, or pass --fingerprint",
-                known.path().display()
+                first.host(),
+                first.path().display()
             );
         }
     }
 
-    /// Sends `request` (with `blob` after it for uploads) and returns the
-    /// answer or the coordinator's refusal.
-    async fn exchange(
-        &mut self,
-        what: &str,
-        request: &Request,
-        blob: Option<&[u8]>,
-    ) -> Result<Result<ResponseBody, WireError>> {
-        let response = match blob {
-            Some(blob) => self.transport.upload(request, blob).await,
-            None => self.transport.call(request).await,
-        }
-        .with_context(|| format!("{what}: no answer from the coordinator at {}", self.target))?;
+    /// `answer` to `what`, or why there was none: a refusal in the
+    /// coordinator's words, anything else as no answer from it.
+    fn answered<A>(&mut self, what: &str, answer: Result<A, ClientError>) -> Result<A> {
+        let answer = match answer {
+            Ok(answer) => answer,
+            Err(ClientError::Refused { error, .. }) => {
+                self.announce_first_use();
+                return Err(refused(what, &error));
+            }
+            Err(error) => {
+                return Err(anyhow::Error::new(error)
+                    .context(format!("{what}: no answer from the coordinator at {}", self.target)));
+            }
+        };
         self.announce_first_use();
-        Ok(response.into_result())
+        Ok(answer)
     }
 
     /// Signs `message` as `identity` and sends it (with `blob` for uploads);
     /// a refusal is returned as such, for callers that act on its code.
     /// Sent once: a lost answer is reported, never retried with a fresh
     /// signature, which the coordinator would take as a second request.
-    pub(crate) async fn try_signed<M: Message>(
+    pub(crate) async fn try_signed<M: Message + Sync>(
         &mut self,
         what: &str,
         identity: &Identity,
         message: &M,
         blob: Option<&[u8]>,
-    ) -> Result<Result<ResponseBody, WireError>> {
-        let nonce = Nonce::generate(&mut rand::rng());
-        let request = Request::sign(identity.signing_key(), message, nonce, starling_trainer::now_ms())
-            .with_context(|| format!("signing {what}"))?;
-        self.exchange(what, &request, blob).await
+    ) -> Result<Answer> {
+        let answer = self.link.signed(identity, message, blob).await;
+        self.answered(what, answer)
     }
 
     /// [`Coordinator::try_signed`], a refusal becoming an error naming `what`.
-    pub(crate) async fn signed<M: Message>(
+    pub(crate) async fn signed<M: Message + Sync>(
         &mut self,
         what: &str,
         identity: &Identity,
@@ -161,30 +146,21 @@ impl Coordinator {
         self.try_signed(what, identity, message, blob).await?.map_err(|error| refused(what, &error))
     }
 
-    /// An unsigned read.
-    pub(crate) async fn read(&mut self, what: &str, read: ReadRequest) -> Result<ResponseBody> {
-        self.exchange(what, &Request::Read(read), None).await?.map_err(|error| refused(what, &error))
-    }
-
     /// `key`'s balances and bonds.
     pub(crate) async fn balance(&mut self, key: PublicKey) -> Result<BalanceInfo> {
-        match self.read("balance", ReadRequest::GetBalance { key }).await? {
-            ResponseBody::Balance(info) => Ok(info),
-            other => Err(unexpected("balance", &other)),
-        }
+        let answer = self.link.balance(key).await;
+        self.answered("balance", answer)
     }
 
     /// A task's spec and current round.
     pub(crate) async fn task(&mut self, task: TaskId) -> Result<TaskInfo> {
-        match self.read("task", ReadRequest::GetTask { task }).await? {
-            ResponseBody::Task(info) => Ok(*info),
-            other => Err(unexpected("task", &other)),
-        }
+        let answer = self.link.task(task).await;
+        self.answered("task", answer)
     }
 
     /// The transport, for the trainer and validator clients.
     pub(crate) fn into_transport(self) -> QuicTransport {
-        self.transport
+        self.link.into_transport()
     }
 }
 

@@ -6,9 +6,9 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
+use starling_client::Backoff;
 use starling_models::data::{Dataset, Mnist, Verify, partition};
 use starling_protocol::{TaskId, TaskInfo};
-use starling_trainer::Backoff;
 
 use crate::client::{ClientArgs, Coordinator};
 use crate::units::star;

@@ -3,7 +3,7 @@
 use std::future::Future;
 
 use anyhow::{Context, Result};
-use starling_trainer::Shutdown;
+use starling_client::Shutdown;
 
 /// Runs `work` to completion on a multi-threaded tokio runtime (training
 /// moves its worker aside with `block_in_place`, which needs one).

@@ -6,9 +6,7 @@ use std::path::PathBuf;
 use anyhow::{Context, Result, bail};
 use burn::prelude::Device;
 use starling_models::zoo::{Model, ModelKind};
-use starling_protocol::{
-    AggregationSpec, CreateTask, DataSpec, ModelSpec, ResponseBody, RoundDeadlines, TaskId, TaskInfo, TaskSpec,
-};
+use starling_protocol::{AggregationSpec, CreateTask, ResponseBody, TaskId, TaskInfo, TaskSpec};
 
 use crate::client::{ClientArgs, unexpected};
 use crate::rule_flags::RuleName;
@@ -110,27 +108,23 @@ struct SpecArgs {
 impl SpecArgs {
     fn spec(&self) -> Result<TaskSpec> {
         let kind = self.model;
-        Ok(TaskSpec {
-            model: ModelSpec { name: kind.name().into(), tensors: kind.tensor_specs() },
-            // Every zoo model reads 28×28 grey images in 10 classes.
-            data: DataSpec { dataset: "mnist".into(), input_shape: vec![1, 28, 28], num_classes: 10 },
-            rounds: self.rounds,
-            fraction: self.fraction,
-            local_epochs: self.epochs,
-            batch_size: self.batch_size,
-            learning_rate: self.lr,
-            aggregation: AggregationSpec {
-                rule: self.rule.with(self.beta, self.byzantine, self.select)?,
-                norm_clip: self.clip,
-                server_optimizer: None,
-            },
-            reward_pool: self.reward_pool.context("--reward-pool STAR is required (or give the whole --spec FILE)")?,
-            min_trainer_stake: self.min_trainer_stake,
-            min_validator_stake: self.min_validator_stake,
-            payload_limit: 0,
-            deadlines: RoundDeadlines { training_secs: self.training_secs, validation_secs: self.validation_secs },
-            max_update_norm: self.max_update_norm,
-        })
+        let aggregation = AggregationSpec {
+            rule: self.rule.with(self.beta, self.byzantine, self.select)?,
+            norm_clip: self.clip,
+            server_optimizer: None,
+        };
+        let reward_pool = self.reward_pool.context("--reward-pool STAR is required (or give the whole --spec FILE)")?;
+        TaskSpec::builder(kind.model_spec(), kind.data_spec())
+            .rounds(self.rounds)
+            .fraction(self.fraction)
+            .training(self.epochs, self.batch_size, self.lr)
+            .aggregation(aggregation)
+            .reward_pool(reward_pool)
+            .min_stakes(self.min_trainer_stake, self.min_validator_stake)
+            .deadlines(self.training_secs, self.validation_secs)
+            .max_update_norm(self.max_update_norm)
+            .build()
+            .context("the task spec is invalid")
     }
 }
 
@@ -162,7 +156,7 @@ fn create(args: CreateArgs) -> Result<()> {
     }
     spec.validate().context("the task spec is invalid")?;
     // The initial model comes from this build's zoo, so the spec must name one of its models.
-    let kind = starling_trainer::model_kind(&spec)?;
+    let kind = starling_client::model_kind(&spec)?;
     if args.print_spec {
         println!("{}", serde_json::to_string_pretty(&spec)?);
         return Ok(());

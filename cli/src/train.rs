@@ -4,8 +4,9 @@
 //! wires it to the terminal.
 
 use anyhow::Result;
+use starling_client::Ended;
 use starling_models::train::Features;
-use starling_trainer::{Ended, TrainerClient, TrainerOptions};
+use starling_trainer::{TrainerClient, TrainerOptions};
 
 use crate::device::DeviceArg;
 use crate::participant::{ParticipantArgs, introduce};

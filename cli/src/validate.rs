@@ -4,8 +4,8 @@
 //! wires it to the terminal.
 
 use anyhow::Result;
+use starling_client::Ended;
 use starling_models::train::Features;
-use starling_trainer::Ended;
 use starling_validator::{ValidatorClient, ValidatorOptions};
 
 use crate::device::DeviceArg;

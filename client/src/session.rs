@@ -1,74 +1,32 @@
 //! Requests to the coordinator with retries, signing and the blob cache:
 //! what the trainer and the validator clients share.
 
-use std::io;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use starling_net::Identity;
 use starling_protocol::messages::ReadRequest;
 use starling_protocol::{
-    ContentHash, EnvelopeError, ErrorCode, JoinTask, Message, NamedTensor, Nonce, PublicKey, Request, ResponseBody,
-    Role, RoundInfo, TaskId, TaskInfo, TensorSpec, WireError,
+    ContentHash, ErrorCode, JoinTask, Message, NamedTensor, PublicKey, ResponseBody, Role, RoundInfo, TaskId, TaskInfo,
+    TensorSpec, WireError,
 };
-use thiserror::Error;
 
 use crate::backoff::Backoff;
 use crate::cache::BlobCache;
 use crate::disposition::{Disposition, Exchange, disposition};
+use crate::error::{ClientError, unexpected};
+use crate::link::Link;
 use crate::shutdown::Shutdown;
-use crate::transport::{Transport, TransportError};
-use crate::update::{UpdateError, decode_tensors};
+use crate::transport::Transport;
+use crate::update::decode_tensors;
 
-/// Why an exchange with the coordinator failed for good.
-#[derive(Debug, Error)]
-pub enum ClientError {
-    /// The connection or framing failed in a way retrying cannot fix.
-    #[error(transparent)]
-    Transport(#[from] TransportError),
-    /// The coordinator refused the request and retrying cannot change that
-    /// (see [`Disposition::Fail`]).
-    #[error("the coordinator refused {exchange:?}: {error}")]
-    Refused {
-        /// What was refused.
-        exchange: Exchange,
-        /// The coordinator's code and message.
-        error: WireError,
-    },
-    /// Every retry failed; `last` is the last failure.
-    #[error("gave up after {attempts} attempts: {last}")]
-    RetriesExhausted {
-        /// Attempts made.
-        attempts: u32,
-        /// The last failure.
-        last: Box<ClientError>,
-    },
-    /// Shutdown was asked for while waiting to retry.
-    #[error("shut down while waiting to retry")]
-    ShutDown,
-    /// A request could not be signed.
-    #[error("signing the request failed: {0}")]
-    Sign(#[from] EnvelopeError),
-    /// The coordinator answered with a body this request cannot get.
-    #[error("the coordinator answered {request} with an unexpected {answer}")]
-    UnexpectedAnswer {
-        /// The request.
-        request: &'static str,
-        /// The kind of body that came back.
-        answer: &'static str,
-    },
-    /// A model fetched from the coordinator is not the task's model (its
-    /// hash matched, so the coordinator stored something wrong).
-    #[error("the coordinator's model {hash} is not a valid model for the task: {error}")]
-    BadModel {
-        /// The model's hash.
-        hash: ContentHash,
-        /// What is wrong with it.
-        error: UpdateError,
-    },
-    /// The local blob cache or state files could not be used.
-    #[error("local storage failed: {0}")]
-    Storage(#[from] io::Error),
+/// How a client's run in a task (a trainer's, a validator's) ended
+/// without error.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ended {
+    /// The task is over.
+    TaskFinished,
+    /// Shutdown was asked for.
+    Shutdown,
 }
 
 /// How an exchange ended when it did not fail.
@@ -97,33 +55,13 @@ impl<T> Outcome<T> {
     }
 }
 
-/// The current time in Unix milliseconds, for envelopes and deadlines.
-pub fn now_ms() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-}
-
-fn body_name(body: &ResponseBody) -> &'static str {
-    match body {
-        ResponseBody::Ack => "ack",
-        ResponseBody::TaskCreated { .. } => "task-created",
-        ResponseBody::UpdateAccepted { .. } => "update-accepted",
-        ResponseBody::Bonded { .. } => "bonded",
-        ResponseBody::Unbonded { .. } => "unbonded",
-        ResponseBody::Task(_) => "task",
-        ResponseBody::Round(_) => "round",
-        ResponseBody::Assignments(_) => "assignments",
-        ResponseBody::Blob { .. } => "blob",
-        ResponseBody::Balance(_) => "balance",
-    }
-}
-
 /// A node's conversation with the coordinator: signs with its identity,
 /// retries what may succeed later (with a fresh signature each time, so a
 /// `Stale` envelope is never resent), and classifies every refusal with
 /// [`disposition`].
 #[derive(Debug)]
 pub struct Session<T> {
-    transport: T,
+    link: Link<T>,
     identity: Identity,
     retry: Backoff,
     seed: u64,
@@ -134,7 +72,7 @@ impl<T: Transport> Session<T> {
     /// A session over `transport` signing as `identity`, retrying by
     /// `retry` with jitter drawn from `seed`.
     pub fn new(transport: T, identity: Identity, retry: Backoff, seed: u64) -> Self {
-        Self { transport, identity, retry, seed, draws: AtomicU64::new(0) }
+        Self { link: Link::new(transport), identity, retry, seed, draws: AtomicU64::new(0) }
     }
 
     /// The key this session signs with.
@@ -144,7 +82,7 @@ impl<T: Transport> Session<T> {
 
     /// The transport.
     pub fn transport(&self) -> &T {
-        &self.transport
+        self.link.transport()
     }
 
     /// A seed for the next sequence of jitter, distinct per sequence.
@@ -186,9 +124,8 @@ impl<T: Transport> Session<T> {
 
     /// An unsigned read.
     pub async fn read(&self, read: ReadRequest, shutdown: &mut Shutdown) -> Result<Outcome<ResponseBody>, ClientError> {
-        let request = Request::Read(read);
         let exchange = if matches!(read, ReadRequest::FetchBlob { .. }) { Exchange::Fetch } else { Exchange::Read };
-        self.with_retries(exchange, shutdown, async || Ok(self.transport.call(&request).await?.into_result())).await
+        self.with_retries(exchange, shutdown, async || self.link.read(read).await).await
     }
 
     /// The task's current round, or `None` before round 0 opens.
@@ -197,9 +134,8 @@ impl<T: Transport> Session<T> {
         task: TaskId,
         shutdown: &mut Shutdown,
     ) -> Result<Outcome<Option<RoundInfo>>, ClientError> {
-        let request = Request::Read(ReadRequest::GetRound { task });
         self.with_retries(Exchange::Read, shutdown, async || {
-            Ok(match self.transport.call(&request).await?.into_result() {
+            Ok(match self.link.read(ReadRequest::GetRound { task }).await? {
                 Ok(ResponseBody::Round(round)) => Ok(Some(round)),
                 Ok(other) => return Err(unexpected("get-round", &other)),
                 // Not an error to retry for a while but a state to wait out.
@@ -222,16 +158,7 @@ impl<T: Transport> Session<T> {
     where
         M: Message + Sync,
     {
-        self.with_retries(exchange, shutdown, async || {
-            let nonce = Nonce::generate(&mut rand::rng());
-            let request = Request::sign(self.identity.signing_key(), message, nonce, now_ms())?;
-            let response = match blob {
-                Some(blob) => self.transport.upload(&request, blob).await?,
-                None => self.transport.call(&request).await?,
-            };
-            Ok(response.into_result())
-        })
-        .await
+        self.with_retries(exchange, shutdown, async || self.link.signed(&self.identity, message, blob).await).await
     }
 
     /// Joins `task` in `role` (joining twice is fine) and reads its spec.
@@ -266,7 +193,8 @@ impl<T: Transport> Session<T> {
         max_len: u64,
         shutdown: &mut Shutdown,
     ) -> Result<Outcome<Vec<u8>>, ClientError> {
-        self.with_retries(Exchange::Fetch, shutdown, async || Ok(self.transport.fetch(hash, max_len).await?)).await
+        self.with_retries(Exchange::Fetch, shutdown, async || Ok(self.link.transport().fetch(hash, max_len).await?))
+            .await
     }
 
     /// The model `hash` as exactly the tensors `specs`, from `cache` when
@@ -295,9 +223,4 @@ impl<T: Transport> Session<T> {
         cache.put(&hash, &bytes)?;
         Ok(Outcome::Done(tensors))
     }
-}
-
-/// A [`ClientError::UnexpectedAnswer`] for `body` answering `request`.
-pub fn unexpected(request: &'static str, body: &ResponseBody) -> ClientError {
-    ClientError::UnexpectedAnswer { request, answer: body_name(body) }
 }

@@ -26,15 +26,14 @@ pub enum TaskSpecMismatch {
 
 /// The zoo model a task trains, checked against the spec's tensor layout.
 ///
-/// The name is the zoo's (`logreg`, `2nn`, `cnn`); an `mnist-` prefix, as
-/// in `mnist-cnn`, is accepted too. The spec's tensors must be exactly the
+/// The name is read by [`ModelKind::for_task_name`]: the zoo's (`logreg`,
+/// `2nn`, `cnn`), or that after the dataset's name (`mnist-cnn` for a task
+/// on `mnist`). The spec's tensors must be exactly the
 /// model's [`ModelKind::tensor_specs`], in order: a client that would train a
 /// different layout than the coordinator checks against refuses up front.
 pub fn model_kind(spec: &TaskSpec) -> Result<ModelKind, TaskSpecMismatch> {
     let name = spec.model.name.as_str();
-    let kind = name
-        .parse::<ModelKind>()
-        .or_else(|_| name.strip_prefix("mnist-").unwrap_or("").parse())
+    let kind = ModelKind::for_task_name(name, &spec.data.dataset)
         .map_err(|_| TaskSpecMismatch::UnknownModel { name: name.to_owned() })?;
     let ours = kind.tensor_specs();
     if ours != spec.model.tensors {
@@ -64,31 +63,13 @@ pub fn train_config(spec: &TaskSpec, seed: u64) -> TrainConfig {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use starling_protocol::{
-        AggregationRule, AggregationSpec, DataSpec, ModelSpec, RoundDeadlines, TaskSpec, TensorSpec,
-    };
+    use starling_protocol::{DataSpec, ModelSpec, TaskSpec, TensorSpec};
 
     /// A valid task training `kind` on MNIST.
     pub(crate) fn spec_for(kind: ModelKind) -> TaskSpec {
-        let mut spec = TaskSpec {
-            model: ModelSpec { name: kind.name().into(), tensors: kind.tensor_specs() },
-            data: DataSpec { dataset: "mnist".into(), input_shape: vec![1, 28, 28], num_classes: 10 },
-            rounds: 3,
-            fraction: 1.0,
-            local_epochs: 2,
-            batch_size: 20,
-            learning_rate: 0.05,
-            aggregation: AggregationSpec::plain(AggregationRule::FedAvg),
-            reward_pool: 1_000_000,
-            min_trainer_stake: 0,
-            min_validator_stake: 0,
-            payload_limit: 0,
-            deadlines: RoundDeadlines { training_secs: 60, validation_secs: 60 },
-            max_update_norm: None,
-        };
-        spec.payload_limit = spec.encoded_payload_len().unwrap() as u64;
-        spec.validate().unwrap();
-        spec
+        let model = ModelSpec { name: kind.name().into(), tensors: kind.tensor_specs() };
+        let data = DataSpec { dataset: "mnist".into(), input_shape: vec![1, 28, 28], num_classes: 10 };
+        TaskSpec::builder(model, data).rounds(3).training(2, 20, 0.05).reward_pool(1_000_000).build().unwrap()
     }
 
     #[test]

@@ -26,14 +26,13 @@ mod support;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
+use starling_client::Transport;
 use starling_models::zoo::ModelKind;
 use starling_net::quinn::Connection;
 use starling_net::{Limits, ServerIdentity, Trust, client_endpoint, connect_addr, server_endpoint};
 use starling_protocol::{
-    AggregationRule, AggregationSpec, ContentHash, DataSpec, ModelSpec, NamedTensor, ResponseBody, Role,
-    RoundDeadlines, RoundPhase, SubmitUpdate, TaskSpec, UpdatePayload,
+    ContentHash, NamedTensor, ResponseBody, Role, RoundPhase, SubmitUpdate, TaskSpec, UpdatePayload,
 };
-use starling_trainer::Transport;
 use support::*;
 
 const UPLOADS: usize = 32;
@@ -42,24 +41,13 @@ const PARALLEL: usize = 4;
 
 fn cnn_spec() -> TaskSpec {
     let kind = ModelKind::Cnn;
-    let mut spec = TaskSpec {
-        model: ModelSpec { name: kind.name().into(), tensors: kind.tensor_specs() },
-        data: DataSpec { dataset: "mnist".into(), input_shape: vec![1, 28, 28], num_classes: 10 },
-        rounds: 1,
-        fraction: 1.0,
-        local_epochs: 1,
-        batch_size: 10,
-        learning_rate: 0.1,
-        aggregation: AggregationSpec::plain(AggregationRule::FedAvg),
-        reward_pool: 1_000 * STAR,
-        min_trainer_stake: STAR,
-        min_validator_stake: STAR,
-        payload_limit: 0,
-        deadlines: RoundDeadlines { training_secs: 3_600, validation_secs: 3_600 },
-        max_update_norm: Some(1e6),
-    };
-    spec.payload_limit = spec.encoded_payload_len().unwrap() as u64;
-    spec
+    TaskSpec::builder(kind.model_spec(), kind.data_spec())
+        .reward_pool(1_000 * STAR)
+        .min_stakes(STAR, STAR)
+        .deadlines(3_600, 3_600)
+        .max_update_norm(Some(1e6))
+        .build()
+        .unwrap()
 }
 
 /// An update-like payload, different for every `n`.
@@ -155,7 +143,7 @@ async fn raw(updates: &[Vec<u8>], parallel: usize) -> f64 {
     seconds
 }
 
-async fn upload_one(t: &starling_trainer::QuicTransport, request: &starling_protocol::Request, bytes: &[u8]) {
+async fn upload_one(t: &starling_client::QuicTransport, request: &starling_protocol::Request, bytes: &[u8]) {
     let answer = t.upload(request, bytes).await.unwrap();
     let answer = answer.into_result();
     assert!(matches!(answer, Ok(ResponseBody::UpdateAccepted { .. })), "the upload was not accepted: {answer:?}");

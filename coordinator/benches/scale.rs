@@ -20,13 +20,13 @@ mod support;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use starling_client::Transport;
 use starling_coordinator::store::CoordinatorStore;
 use starling_protocol::{
     ContentHash, JoinTask, NamedTensor, ResponseBody, Role, RoundNumber, RoundPhase, SubmitScore, SubmitUpdate,
     UpdatePayload,
 };
 use starling_staking::PageRequest;
-use starling_trainer::Transport;
 use support::*;
 use tokio::sync::Semaphore;
 

@@ -9,6 +9,7 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use starling_client::{QuicTransport, Transport, now_ms};
 use starling_coordinator::round::PayloadCheck;
 use starling_coordinator::store::CoordinatorStore;
 use starling_net::{Identity, Limits, Trust, client_endpoint, connect};
@@ -19,7 +20,6 @@ use starling_protocol::{
     SubmitUpdate, TaskId, Transfer, Undelegate, Unstake, UpdatePayload,
 };
 use starling_staking::LedgerStore;
-use starling_trainer::{QuicTransport, Transport, now_ms};
 use support::*;
 
 /// Free balance and stakes of everyone the test knows.

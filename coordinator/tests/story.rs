@@ -11,6 +11,7 @@ mod support;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use starling_client::Transport;
 use starling_coordinator::round::PayloadCheck;
 use starling_coordinator::service::Evaluator;
 use starling_coordinator::store::CoordinatorStore;
@@ -18,7 +19,6 @@ use starling_models::train::Features;
 use starling_net::Identity;
 use starling_protocol::{ErrorCode, PublicKey, Request, Role, RoundNumber, SignedEnvelope, TaskId};
 use starling_staking::{EntryKind, LedgerStore, PageRequest};
-use starling_trainer::Transport;
 use support::*;
 
 const ROUNDS: u32 = 3;

@@ -1,19 +1,20 @@
-//! QUIC endpoints: a server that presents a [`ServerIdentity`], and a client
-//! that connects under a [`Trust`] policy.
+//! QUIC client endpoints that connect under a [`Trust`] policy, and the
+//! errors endpoints share (the server's side is in `server.rs`).
 
 use std::io;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use quinn::crypto::rustls::{HandshakeData, QuicClientConfig, QuicServerConfig};
+use quinn::crypto::rustls::{HandshakeData, QuicClientConfig};
 use quinn::{Connection, ConnectionError, Endpoint, TransportConfig, TransportErrorCode, VarInt};
 use thiserror::Error;
 
+use crate::endpoint_error::EndpointError;
 use crate::fingerprint::Fingerprint;
 use crate::known_hosts::KnownHostsError;
 use crate::limits::Limits;
-use crate::tls::{ALPN, ServerIdentity, TlsError};
+use crate::tls::{ALPN, TlsError};
 use crate::trust::{FingerprintVerifier, PreparedTrust, Trust};
 
 /// TLS alert 120, `no_application_protocol`, as a QUIC error code (RFC 9001 § 8.1).
@@ -23,29 +24,6 @@ const NO_APPLICATION_PROTOCOL: u8 = 120;
 /// after the handshake (wrong ALPN, or a first-use race lost to another
 /// certificate).
 const CLOSE_REFUSED: VarInt = VarInt::from_u32(1);
-
-/// Why an endpoint could not be set up.
-#[derive(Debug, Error)]
-pub enum EndpointError {
-    /// The UDP socket could not be bound.
-    #[error("cannot listen on {addr}: {source}; pick a free port or an address of this machine")]
-    Bind {
-        /// The address asked for.
-        addr: SocketAddr,
-        /// What the operating system reported.
-        #[source]
-        source: io::Error,
-    },
-    /// The TLS configuration could not be built.
-    #[error(transparent)]
-    Tls(#[from] TlsError),
-    /// A [`Limits`] field is out of range.
-    #[error("invalid network limits: {reason}")]
-    InvalidLimits {
-        /// Which field, and why.
-        reason: &'static str,
-    },
-}
 
 /// Why a connection could not be established.
 #[derive(Debug, Error)]
@@ -130,28 +108,6 @@ pub enum ConnectError {
         #[source]
         source: ConnectionError,
     },
-}
-
-/// A QUIC server endpoint on `addr` (port 0 picks a free port; read it back
-/// with [`Endpoint::local_addr`]) presenting `identity`, TLS 1.3 with ALPN
-/// [`ALPN`] only. Must be called inside a tokio runtime.
-pub fn server_endpoint(
-    addr: SocketAddr,
-    identity: &ServerIdentity,
-    limits: &Limits,
-) -> Result<Endpoint, EndpointError> {
-    let config = server_config(identity, limits)?;
-    Endpoint::server(config, addr).map_err(|source| EndpointError::Bind { addr, source })
-}
-
-/// The quinn server configuration [`server_endpoint`] uses. Pass it to
-/// [`Endpoint::set_server_config`] to switch a running server to a renewed
-/// certificate; connections already open keep the old one.
-pub fn server_config(identity: &ServerIdentity, limits: &Limits) -> Result<quinn::ServerConfig, EndpointError> {
-    let crypto = QuicServerConfig::try_from(identity.rustls_config()).map_err(|_| TlsError::NoQuicCipherSuite)?;
-    let mut config = quinn::ServerConfig::with_crypto(Arc::new(crypto));
-    config.transport_config(limits.transport_config()?);
-    Ok(config)
 }
 
 /// A QUIC client endpoint with its trust policy and transport limits.
@@ -321,6 +277,7 @@ impl<'a> Attempt<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::server::{ServerIdentity, server_endpoint};
 
     fn localhost() -> SocketAddr {
         SocketAddr::from(([127, 0, 0, 1], 0))

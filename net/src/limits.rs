@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use quinn::{IdleTimeout, TransportConfig, VarInt};
 
-use crate::endpoint::EndpointError;
+use crate::endpoint_error::EndpointError;
 
 /// Transport limits for a Starling endpoint. [`Limits::default`] suits the
 /// coordinator and its clients; every field says why its default is what it is.

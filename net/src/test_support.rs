@@ -4,7 +4,8 @@ use std::net::SocketAddr;
 
 use quinn::Connection;
 
-use crate::{Limits, ServerIdentity, Trust, client_endpoint, connect_addr, server_endpoint};
+use crate::server::{ServerIdentity, server_endpoint};
+use crate::{Limits, Trust, client_endpoint, connect_addr};
 
 /// A client and a server connection to each other over 127.0.0.1, the
 /// client pinning the server's fresh self-signed certificate.

@@ -168,7 +168,7 @@ mod tests {
 
     #[test]
     fn the_verifier_records_what_it_was_shown_and_compares_it() {
-        let identity = crate::tls::ServerIdentity::ephemeral().unwrap();
+        let identity = crate::server::ServerIdentity::ephemeral().unwrap();
         let leaf = &identity.certificate_chain()[0];
         let name = ServerName::try_from("localhost").unwrap();
         let now = UnixTime::now();

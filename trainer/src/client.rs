@@ -6,6 +6,10 @@ use std::io;
 use std::path::PathBuf;
 
 use burn::prelude::Device;
+use starling_client::{
+    Backoff, BlobCache, ClientError, Ended, Exchange, Journal, Outcome, Session, Shutdown, TaskSpecMismatch, Transport,
+    UpdateError, encode_update, model_kind, now_ms, run_blocking, train_config, unexpected,
+};
 use starling_models::train::{Features, Progress, TrainError, train_local};
 use starling_models::zoo::ModelKind;
 use starling_net::Identity;
@@ -13,16 +17,6 @@ use starling_protocol::{
     ResponseBody, Role, RoundInfo, RoundNumber, RoundPhase, SubmissionId, SubmitUpdate, TaskId, TaskInfo, WireError,
 };
 use thiserror::Error;
-
-use crate::backoff::Backoff;
-use crate::cache::BlobCache;
-use crate::disposition::Exchange;
-use crate::journal::Journal;
-use crate::session::{ClientError, Outcome, Session, now_ms, unexpected};
-use crate::shutdown::Shutdown;
-use crate::task::{TaskSpecMismatch, model_kind, train_config};
-use crate::transport::Transport;
-use crate::update::{UpdateError, encode_update};
 
 /// Why a trainer stopped with an error.
 #[derive(Debug, Error)]
@@ -61,15 +55,6 @@ impl Default for TrainerOptions {
     fn default() -> Self {
         Self { retry: Backoff::RETRY, poll: Backoff::POLL, seed: rand::random() }
     }
-}
-
-/// How [`TrainerClient::run_task`] ended without error.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Ended {
-    /// The task is over.
-    TaskFinished,
-    /// Shutdown was asked for.
-    Shutdown,
 }
 
 /// What a trainer did in one task.
@@ -227,7 +212,7 @@ impl<T: Transport> TrainerClient<T> {
         };
         let seed = self.options.seed ^ u64::from(round.round.get()).wrapping_mul(0xD6E8_FEB8_6659_FD93);
         let config = train_config(spec, seed);
-        let update = crate::run_blocking(|| train_local(kind, &global, data, &config, &self.device, progress))?;
+        let update = run_blocking(|| train_local(kind, &global, data, &config, &self.device, progress))?;
         let payload = encode_update(&spec.model.tensors, &update.delta)?;
         let message = SubmitUpdate {
             task: info.task,

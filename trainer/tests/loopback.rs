@@ -1,7 +1,7 @@
 //! The trainer against a scripted coordinator over QUIC on 127.0.0.1: one
 //! round on real MNIST images, with and without dropped connections.
 
-#[path = "support/fake_coordinator.rs"]
+#[path = "../../client/tests/support/fake_coordinator.rs"]
 mod fake_coordinator;
 
 use std::path::{Path, PathBuf};
@@ -12,15 +12,15 @@ use burn::prelude::Device;
 use fake_coordinator::{FakeCoordinator, State};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
+use starling_client::{Backoff, Ended, Shutdown, now_ms};
 use starling_models::data::{Mnist, Verify};
 use starling_models::train::{Features, Quiet};
 use starling_models::zoo::{Model, ModelKind};
 use starling_net::Identity;
 use starling_protocol::{
-    AggregationRule, AggregationSpec, DataSpec, ModelSpec, PublicKey, RoundDeadlines, RoundInfo, RoundNumber,
-    RoundPhase, TaskId, TaskInfo, TaskSpec,
+    DataSpec, ModelSpec, PublicKey, RoundInfo, RoundNumber, RoundPhase, TaskId, TaskInfo, TaskSpec,
 };
-use starling_trainer::{Backoff, Ended, Shutdown, TrainerClient, TrainerOptions, now_ms};
+use starling_trainer::{TrainerClient, TrainerOptions};
 
 /// MNIST: `STARLING_DATA`, else `../shared/datasets/mnist` beside the repository.
 fn mnist_dir() -> PathBuf {
@@ -37,24 +37,9 @@ fn train_data() -> Features {
 
 fn spec() -> TaskSpec {
     let kind = ModelKind::LogReg;
-    let mut spec = TaskSpec {
-        model: ModelSpec { name: kind.name().into(), tensors: kind.tensor_specs() },
-        data: DataSpec { dataset: "mnist".into(), input_shape: vec![1, 28, 28], num_classes: 10 },
-        rounds: 1,
-        fraction: 1.0,
-        local_epochs: 1,
-        batch_size: 10,
-        learning_rate: 0.1,
-        aggregation: AggregationSpec::plain(AggregationRule::FedAvg),
-        reward_pool: 1_000_000,
-        min_trainer_stake: 0,
-        min_validator_stake: 0,
-        payload_limit: 0,
-        deadlines: RoundDeadlines { training_secs: 600, validation_secs: 600 },
-        max_update_norm: None,
-    };
-    spec.payload_limit = spec.encoded_payload_len().unwrap() as u64;
-    spec
+    let model = ModelSpec { name: kind.name().into(), tensors: kind.tensor_specs() };
+    let data = DataSpec { dataset: "mnist".into(), input_shape: vec![1, 28, 28], num_classes: 10 };
+    TaskSpec::builder(model, data).deadlines(600, 600).build().unwrap()
 }
 
 fn identity(seed: u64) -> Identity {

@@ -5,6 +5,10 @@ use std::io;
 use std::path::PathBuf;
 
 use burn::prelude::Device;
+use starling_client::{
+    Backoff, BlobCache, ClientError, Ended, Exchange, Journal, Outcome, Session, Shutdown, TaskSpecMismatch, Transport,
+    UpdateError, apply_update, decode_tensors, model_kind, run_blocking, unexpected,
+};
 use starling_models::train::{Evaluation, Features, Progress, TrainError, evaluate};
 use starling_models::zoo::{Model, ModelKind, ZooError};
 use starling_net::Identity;
@@ -13,10 +17,6 @@ use starling_protocol::messages::ReadRequest;
 use starling_protocol::{
     AssignmentInfo, ContentHash, NamedTensor, ResponseBody, Role, RoundInfo, RoundNumber, RoundPhase, SubmissionId,
     TaskInfo, WireError,
-};
-use starling_trainer::{
-    Backoff, BlobCache, ClientError, Ended, Exchange, Journal, Outcome, Session, Shutdown, TaskSpecMismatch, Transport,
-    UpdateError, apply_update, decode_tensors, model_kind, run_blocking, unexpected,
 };
 use thiserror::Error;
 

@@ -7,8 +7,9 @@
 //! evaluation is computed once per model hash). Scored submissions are
 //! journaled so a restart never scores twice.
 //!
-//! The transport, retries, cache and shutdown are the trainer crate's
-//! ([`starling_trainer::Session`]); this crate adds scoring.
+//! The transport, signing, retries, cache, journal and shutdown are the
+//! client crate's ([`starling_client::Session`]); this crate adds scoring.
+//! It does not depend on the trainer.
 
 mod client;
 mod score;

@@ -1,7 +1,7 @@
 //! The validator against a scripted coordinator over QUIC on 127.0.0.1:
 //! it scores a trained update above a huge-norm one and a malformed one.
 
-#[path = "../../trainer/tests/support/fake_coordinator.rs"]
+#[path = "../../client/tests/support/fake_coordinator.rs"]
 mod fake_coordinator;
 
 use std::path::{Path, PathBuf};
@@ -12,15 +12,15 @@ use burn::prelude::Device;
 use fake_coordinator::{FakeCoordinator, State};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
+use starling_client::{Backoff, Ended, Shutdown, now_ms};
 use starling_models::data::{Mnist, Verify};
 use starling_models::train::{Features, Quiet, TrainConfig, train_local};
 use starling_models::zoo::{Model, ModelKind};
 use starling_net::Identity;
 use starling_protocol::{
-    AggregationRule, AggregationSpec, AssignmentInfo, ContentHash, DataSpec, ModelSpec, NamedTensor, PublicKey,
-    RoundDeadlines, RoundInfo, RoundNumber, RoundPhase, SubmissionId, TaskId, TaskInfo, TaskSpec, UpdatePayload,
+    AssignmentInfo, ContentHash, DataSpec, ModelSpec, NamedTensor, PublicKey, RoundInfo, RoundNumber, RoundPhase,
+    SubmissionId, TaskId, TaskInfo, TaskSpec, UpdatePayload,
 };
-use starling_trainer::{Backoff, Ended, Shutdown, now_ms};
 use starling_validator::{REJECTED_LOSS, ValidatorClient, ValidatorOptions};
 
 fn mnist() -> Mnist {
@@ -32,24 +32,9 @@ fn mnist() -> Mnist {
 
 fn spec() -> TaskSpec {
     let kind = ModelKind::LogReg;
-    let mut spec = TaskSpec {
-        model: ModelSpec { name: kind.name().into(), tensors: kind.tensor_specs() },
-        data: DataSpec { dataset: "mnist".into(), input_shape: vec![1, 28, 28], num_classes: 10 },
-        rounds: 1,
-        fraction: 1.0,
-        local_epochs: 1,
-        batch_size: 10,
-        learning_rate: 0.1,
-        aggregation: AggregationSpec::plain(AggregationRule::FedAvg),
-        reward_pool: 1_000_000,
-        min_trainer_stake: 0,
-        min_validator_stake: 0,
-        payload_limit: 0,
-        deadlines: RoundDeadlines { training_secs: 600, validation_secs: 600 },
-        max_update_norm: None,
-    };
-    spec.payload_limit = spec.encoded_payload_len().unwrap() as u64;
-    spec
+    let model = ModelSpec { name: kind.name().into(), tensors: kind.tensor_specs() };
+    let data = DataSpec { dataset: "mnist".into(), input_shape: vec![1, 28, 28], num_classes: 10 };
+    TaskSpec::builder(model, data).deadlines(600, 600).build().unwrap()
 }
 
 fn assignment(n: u8, update: &[u8], base_model: ContentHash) -> AssignmentInfo {

@@ -13,6 +13,10 @@ use anyhow::Result;
 use burn::prelude::Device;
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
+use starling_client::{
+    BlobCache, ClientError, Exchange, Outcome, Session, Shutdown, Transport, encode_update, model_kind, now_ms,
+    run_blocking, train_config, unexpected,
+};
 use starling_models::train::{Features, Quiet, train_local};
 use starling_net::Identity;
 use starling_protocol::{
@@ -20,10 +24,6 @@ use starling_protocol::{
     SubmitUpdate, TaskId, TaskInfo,
 };
 use starling_sim::Attack;
-use starling_trainer::{
-    BlobCache, ClientError, Exchange, Outcome, Session, Shutdown, Transport, encode_update, model_kind, now_ms,
-    run_blocking, train_config, unexpected,
-};
 use starling_validator::assignments;
 
 /// What a participant is in the story.

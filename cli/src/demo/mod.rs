@@ -25,19 +25,17 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail, ensure};
 use burn::prelude::Device;
+use starling_client::{Backoff, BlobCache, QuicTransport, Session, Shutdown, TrustSetting, dial};
 use starling_coordinator::artifacts::{AnyArtifacts, LocalArtifacts};
 use starling_coordinator::service::{Coordinator, Evaluator, ModelEvaluator, ServiceConfig};
 use starling_models::data::{Dataset, Mnist, Verify, partition};
 use starling_models::train::{Features, Quiet};
 use starling_models::zoo::{Model, ModelKind};
-use starling_net::{Limits, ServerIdentity, Trust, client_endpoint, server_endpoint};
-use starling_protocol::{
-    AggregationRule, AggregationSpec, CreateTask, DataSpec, Delegate, Issue, ModelSpec, ResponseBody, Role,
-    RoundDeadlines, SetCommission, Stake, TaskId, TaskSpec,
-};
+use starling_net::{Limits, ServerIdentity, server_endpoint};
+use starling_protocol::{CreateTask, Delegate, Issue, ResponseBody, Role, SetCommission, Stake, TaskId, TaskSpec};
 use starling_sim::Attack;
 use starling_staking::{MICRO_PER_STAR, Params};
-use starling_trainer::{Backoff, BlobCache, QuicTransport, Session, Shutdown, TrainerClient, TrainerOptions};
+use starling_trainer::{TrainerClient, TrainerOptions};
 use starling_validator::{ValidatorClient, ValidatorOptions};
 use tokio::task::JoinHandle;
 
@@ -185,25 +183,15 @@ impl Network {
 /// The task: the FedAvg paper's 2NN on MNIST, every trainer in every round.
 fn task_spec(rounds: u32) -> Result<TaskSpec> {
     let kind = ModelKind::TwoNn;
-    let mut spec = TaskSpec {
-        model: ModelSpec { name: kind.name().into(), tensors: kind.tensor_specs() },
-        data: DataSpec { dataset: "mnist".into(), input_shape: vec![1, 28, 28], num_classes: 10 },
-        rounds,
-        fraction: 1.0,
-        local_epochs: 2,
-        batch_size: 10,
-        learning_rate: 0.1,
-        aggregation: AggregationSpec::plain(AggregationRule::FedAvg),
-        reward_pool: 1_000 * STAR,
-        min_trainer_stake: 50 * STAR,
-        min_validator_stake: 50 * STAR,
-        payload_limit: 0,
-        deadlines: RoundDeadlines { training_secs: 300, validation_secs: 300 },
-        max_update_norm: Some(500.0),
-    };
-    spec.payload_limit = u64::try_from(spec.encoded_payload_len()?)?;
-    spec.validate().context("the demo's task spec")?;
-    Ok(spec)
+    TaskSpec::builder(kind.model_spec(), kind.data_spec())
+        .rounds(rounds)
+        .training(2, 10, 0.1)
+        .reward_pool(1_000 * STAR)
+        .min_stakes(50 * STAR, 50 * STAR)
+        .deadlines(300, 300)
+        .max_update_norm(Some(500.0))
+        .build()
+        .context("the demo's task spec")
 }
 
 /// Non-IID training data: label skew by a Dirichlet prior (α =
@@ -398,10 +386,7 @@ impl Dial {
     /// A new client connection, pinned to the coordinator's certificate
     /// (call inside the client's runtime).
     fn transport(self) -> Result<QuicTransport> {
-        let endpoint =
-            client_endpoint(SocketAddr::from(([127, 0, 0, 1], 0)), Trust::Pinned(self.fingerprint), &Limits::default())
-                .context("opening a QUIC client endpoint")?;
-        Ok(QuicTransport::new(endpoint, self.addr.to_string()))
+        Ok(dial(&self.addr.to_string(), TrustSetting::Pinned(self.fingerprint))?.transport)
     }
 }
 

@@ -1,6 +1,6 @@
 //! A scripted coordinator for loopback tests: answers the client requests
 //! from fixed data over real QUIC, speaking the blob-on-stream framing of
-//! `starling_trainer::transport`, verifies every signature with the
+//! `starling_client::transport`, verifies every signature with the
 //! protocol's `Verifier`, records what it received, and injects faults.
 //! Shared by the trainer's and the validator's tests (`#[path]`-included).
 
@@ -10,10 +10,10 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
+use starling_client::{QuicTransport, TrustSetting, dial};
 use starling_net::quinn::{Connection, Endpoint, RecvStream, SendStream, VarInt};
 use starling_net::{
-    Limits, REFUSED, ServerIdentity, Trust, client_endpoint, read_frame, recv_blob, send_blob, server_endpoint,
-    write_frame,
+    Fingerprint, Limits, REFUSED, ServerIdentity, read_frame, recv_blob, send_blob, server_endpoint, write_frame,
 };
 use starling_protocol::messages::{ReadRequest, SignedRequest};
 use starling_protocol::payload;
@@ -22,7 +22,6 @@ use starling_protocol::{
     ReplayConfig, Request, Response, ResponseBody, RoundInfo, RoundPhase, SubmitScore, SubmitUpdate, TaskInfo,
     Verifier, WireError,
 };
-use starling_trainer::QuicTransport;
 
 /// An update as the coordinator received and checked it.
 #[derive(Debug, Clone)]
@@ -127,11 +126,15 @@ impl FakeCoordinator {
         Self { state, addr, identity, endpoint }
     }
 
-    /// A transport to this server that reconnects after drops.
+    /// A transport to this server (pinning its certificate) that
+    /// reconnects after drops.
     pub fn transport(&self) -> QuicTransport {
-        let client =
-            client_endpoint(localhost(), Trust::Pinned(self.identity.fingerprint()), &Limits::default()).unwrap();
-        QuicTransport::new(client, self.addr.to_string())
+        dial(&self.addr.to_string(), TrustSetting::Pinned(self.fingerprint())).unwrap().transport
+    }
+
+    /// The fingerprint of the server's certificate.
+    pub fn fingerprint(&self) -> Fingerprint {
+        self.identity.fingerprint()
     }
 
     pub fn state(&self) -> std::sync::MutexGuard<'_, State> {
@@ -146,7 +149,7 @@ impl Drop for FakeCoordinator {
 }
 
 fn now_ms() -> u64 {
-    starling_trainer::now_ms()
+    starling_client::now_ms()
 }
 
 fn refuse(state: &Shared, code: ErrorCode, message: &str) -> Response {

@@ -13,20 +13,21 @@ use std::time::Duration;
 use burn::prelude::Device;
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
+use starling_client::{Backoff, Ended, QuicTransport, Shutdown, Transport, TrustSetting, dial, now_ms};
 use starling_coordinator::artifacts::{AnyArtifacts, LocalArtifacts};
 use starling_coordinator::service::{Coordinator, ModelEvaluator, ServiceConfig};
 use starling_coordinator::store::{AnyCoordinatorStore, open_any};
 use starling_models::data::{Dataset, Mnist, Verify, partition};
 use starling_models::train::{Features, Quiet};
 use starling_models::zoo::{Model, ModelKind};
-use starling_net::{Identity, Limits, ServerIdentity, Trust, client_endpoint, server_endpoint};
+use starling_net::{Identity, Limits, ServerIdentity, server_endpoint};
 use starling_protocol::{
-    AggregationRule, AggregationSpec, AssignmentInfo, ContentHash, CreateTask, DataSpec, ErrorCode, Issue, Message,
-    ModelSpec, Nonce, PublicKey, ReadRequest, Request, Response, ResponseBody, Role, RoundDeadlines, RoundInfo,
-    RoundNumber, RoundPhase, Stake, SubmitScore, SubmitUpdate, TaskId, TaskSpec, UpdatePayload, WireError,
+    AssignmentInfo, ContentHash, CreateTask, ErrorCode, Issue, Message, Nonce, PublicKey, ReadRequest, Request,
+    Response, ResponseBody, Role, RoundInfo, RoundNumber, RoundPhase, Stake, SubmitScore, SubmitUpdate, TaskId,
+    TaskSpec, UpdatePayload, WireError,
 };
 use starling_staking::{AnyLedgerStore, MICRO_PER_STAR, Params};
-use starling_trainer::{Backoff, Ended, QuicTransport, Shutdown, TrainerClient, TrainerOptions, Transport, now_ms};
+use starling_trainer::{TrainerClient, TrainerOptions};
 use starling_validator::{ValidatorClient, ValidatorOptions};
 
 pub const STAR: u64 = MICRO_PER_STAR;
@@ -59,24 +60,14 @@ pub fn fast() -> Backoff {
 /// The story's task: logistic regression on MNIST, every trainer sampled.
 pub fn spec(rounds: u32, reward_pool: u64) -> TaskSpec {
     let kind = ModelKind::LogReg;
-    let mut spec = TaskSpec {
-        model: ModelSpec { name: kind.name().into(), tensors: kind.tensor_specs() },
-        data: DataSpec { dataset: "mnist".into(), input_shape: vec![1, 28, 28], num_classes: 10 },
-        rounds,
-        fraction: 1.0,
-        local_epochs: 1,
-        batch_size: 10,
-        learning_rate: 0.1,
-        aggregation: AggregationSpec::plain(AggregationRule::FedAvg),
-        reward_pool,
-        min_trainer_stake: 10 * STAR,
-        min_validator_stake: 10 * STAR,
-        payload_limit: 0,
-        deadlines: RoundDeadlines { training_secs: 120, validation_secs: 120 },
-        max_update_norm: Some(100.0),
-    };
-    spec.payload_limit = spec.encoded_payload_len().unwrap() as u64;
-    spec
+    TaskSpec::builder(kind.model_spec(), kind.data_spec())
+        .rounds(rounds)
+        .reward_pool(reward_pool)
+        .min_stakes(10 * STAR, 10 * STAR)
+        .deadlines(120, 120)
+        .max_update_norm(Some(100.0))
+        .build()
+        .unwrap()
 }
 
 pub type Service = Coordinator<AnyCoordinatorStore, AnyLedgerStore, AnyArtifacts>;
@@ -168,13 +159,7 @@ impl Network {
     }
 
     pub fn transport(&self) -> QuicTransport {
-        let client = client_endpoint(
-            SocketAddr::from(([127, 0, 0, 1], 0)),
-            Trust::Pinned(self.identity.fingerprint()),
-            &Limits::default(),
-        )
-        .unwrap();
-        QuicTransport::new(client, self.addr.to_string())
+        dial(&self.addr.to_string(), TrustSetting::Pinned(self.identity.fingerprint())).unwrap().transport
     }
 }
 
