@@ -2,7 +2,7 @@
 //! real trainer and validator: an adversarial trainer (a poisoner, a
 //! free-rider) and a validator that colludes with the poisoner.
 //!
-//! Both speak the wire protocol through the trainer crate's [`Session`]
+//! Both speak the wire protocol through the client crate's [`Session`]
 //! (signing, retries, refusals classified), exactly as a real client does;
 //! only what they send is wrong.
 
