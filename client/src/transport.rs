@@ -102,6 +102,9 @@ impl TransportError {
     }
 }
 
+/// The most a fetch reserves before any of the blob has arrived.
+const INITIAL_RESERVE: u64 = 1 << 20;
+
 /// A blob fetched by [`Transport::fetch`]: its bytes, or the coordinator's refusal.
 pub type Fetched = Result<Vec<u8>, WireError>;
 
@@ -226,7 +229,9 @@ impl Transport for QuicTransport {
                 let _ = recv.stop(REFUSED);
                 return Err(TransportError::WrongBlob { expected: hash, max_len, announced, len });
             }
-            let mut sink = Vec::with_capacity(usize::try_from(len).unwrap_or(0));
+            // Memory grows with the bytes that arrive, not with the length
+            // the server announced.
+            let mut sink = Vec::with_capacity(usize::try_from(len.min(INITIAL_RESERVE)).unwrap_or(0));
             let (received, _) = recv_blob(&mut recv, len, Some(hash), &mut sink).await?;
             if received != len {
                 return Err(TransportError::WrongBlob { expected: hash, max_len, announced, len: received });

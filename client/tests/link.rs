@@ -1,6 +1,6 @@
 //! The client crate against a scripted coordinator over QUIC on 127.0.0.1:
-//! a request sent once through a `Link`, typed reads and refusals, and the
-//! trust settings `dial` offers.
+//! a request sent once through a `Link`, typed reads and refusals, the
+//! trust settings `dial` offers, and a server that lies about a length.
 
 #[path = "support/fake_coordinator.rs"]
 mod fake_coordinator;
@@ -8,7 +8,7 @@ mod fake_coordinator;
 use fake_coordinator::{FakeCoordinator, State};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
-use starling_client::{ClientError, Exchange, Link, TrustSetting, dial};
+use starling_client::{ClientError, Exchange, Link, Transport, TransportError, TrustSetting, dial};
 use starling_models::zoo::ModelKind;
 use starling_net::{Fingerprint, Identity};
 use starling_protocol::{ErrorCode, JoinTask, PublicKey, ResponseBody, Role, TaskId, TaskInfo, TaskSpec};
@@ -74,4 +74,20 @@ async fn a_first_connection_records_the_certificate_and_later_ones_require_it() 
     let again = dial(&target, TrustSetting::KnownHosts(known_hosts)).unwrap();
     assert!(again.first_use.is_none());
     Link::new(again.transport).task(TaskId::new(7)).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_length_the_server_announces_reserves_no_memory() {
+    let server = coordinator();
+    let hash = server.state().add_blob(vec![7; 1000]);
+    // 2^50 bytes: reserving it up front would abort the client.
+    server.state().announce_fetch_len = Some(1 << 50);
+    let err = server.transport().fetch(hash, u64::MAX).await.unwrap_err();
+    assert!(
+        matches!(err, TransportError::WrongBlob { len: 1000, .. }),
+        "the real 1000 bytes do not make the announced length: {err}"
+    );
+
+    server.state().announce_fetch_len = None;
+    assert_eq!(server.transport().fetch(hash, 1000).await.unwrap(), Ok(vec![7; 1000]));
 }

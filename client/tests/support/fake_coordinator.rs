@@ -46,6 +46,9 @@ pub struct State {
     pub log: Vec<String>,
     /// Close the connection instead of answering this many `FetchBlob`s.
     pub drop_fetches: u32,
+    /// Announce this length for every blob served instead of its own (a
+    /// lying server); the real bytes follow.
+    pub announce_fetch_len: Option<u64>,
     /// Record this many updates, then close the connection without answering
     /// (the trainer's retry must then be told `Duplicate`).
     pub drop_after_update: u32,
@@ -69,6 +72,7 @@ impl State {
             refusals: Vec::new(),
             log: Vec::new(),
             drop_fetches: 0,
+            announce_fetch_len: None,
             drop_after_update: 0,
             finish_after_updates: None,
             finish_after_scores: None,
@@ -245,12 +249,12 @@ async fn serve_fetch(state: Shared, connection: Connection, mut send: SendStream
             connection.close(VarInt::from_u32(7), b"injected fault: dropped during fetch");
             return;
         }
-        guard.blobs.get(&hash).cloned()
+        guard.blobs.get(&hash).cloned().map(|blob| (blob, guard.announce_fetch_len))
     };
-    let Some(blob) = blob else {
+    let Some((blob, announced)) = blob else {
         return reply(send, refuse(&state, ErrorCode::UnknownBlob, "no such blob")).await;
     };
-    let head = Response::Ok(ResponseBody::Blob { hash, len: blob.len() as u64 });
+    let head = Response::Ok(ResponseBody::Blob { hash, len: announced.unwrap_or(blob.len() as u64) });
     if write_frame(&mut send, &head.to_bytes().unwrap()).await.is_ok() && send_blob(&mut send, &blob).await.is_ok() {
         let _ = send.stopped().await;
     }
