@@ -9,6 +9,7 @@ use starling_net::{Fingerprint, Identity};
 use starling_protocol::{BalanceInfo, Message, PublicKey, ResponseBody, TaskId, TaskInfo, WireError};
 
 use crate::keys::default_key_path;
+use crate::untrusted::printable;
 
 /// How to reach and trust the coordinator, and who signs.
 #[derive(Debug, Clone, clap::Args)]
@@ -166,7 +167,7 @@ impl Coordinator {
 
 /// The coordinator's refusal of `what`, with its code and message.
 pub(crate) fn refused(what: &str, error: &WireError) -> anyhow::Error {
-    anyhow!("{what} refused by the coordinator [{}]: {}", error.code, error.message)
+    anyhow!("{what} refused by the coordinator [{}]: {}", error.code, printable(&error.message))
 }
 
 /// An answer that does not fit the request.

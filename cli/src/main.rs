@@ -25,6 +25,7 @@ mod task;
 mod tensors;
 mod train;
 mod units;
+mod untrusted;
 mod validate;
 
 /// Starling: federated learning with competitions.

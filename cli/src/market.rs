@@ -13,6 +13,7 @@ use starling_protocol::{ContentHash, Nonce, PREDICT_ENVELOPE_HEADER, PredictRequ
 
 use crate::client::ClientArgs;
 use crate::units::{now_ms, parse_star, star, utc};
+use crate::untrusted::{file_stem, text};
 
 /// The largest model file `pull` accepts (the API serves the coordinator's own files; this bounds a bad server).
 const MAX_MODEL_BYTES: u64 = 2 << 30;
@@ -131,12 +132,12 @@ fn agent() -> ureq::Agent {
 fn json_of(what: &str, response: Result<ureq::http::Response<ureq::Body>, ureq::Error>) -> Result<Value> {
     let mut response = response.with_context(|| format!("{what}: the API could not be reached"))?;
     let status = response.status();
-    let text = response.body_mut().read_to_string().with_context(|| format!("{what}: reading the answer"))?;
+    let answer = response.body_mut().read_to_string().with_context(|| format!("{what}: reading the answer"))?;
     let body: Value =
-        serde_json::from_str(&text).with_context(|| format!("{what}: the answer is not JSON ({status})"))?;
+        serde_json::from_str(&answer).with_context(|| format!("{what}: the answer is not JSON ({status})"))?;
     if !status.is_success() {
-        let message = body["error"]["message"].as_str().unwrap_or("no message");
-        let code = body["error"]["code"].as_str().unwrap_or("?");
+        let message = text(&body["error"]["message"]);
+        let code = text(&body["error"]["code"]);
         bail!("{what}: {status} {code}: {message}");
     }
     Ok(body)
@@ -180,11 +181,11 @@ fn list(args: &ListArgs) -> Result<()> {
         println!(
             "{:>4}  {:<20} {:>8} {:>10} {:>10}  {}",
             row["id"],
-            row["name"].as_str().unwrap_or("?"),
+            text(&row["name"]),
             latest["version"],
             accuracy(&latest["consensus_accuracy"]),
             accuracy(&latest["accuracy"]),
-            row["creator"].as_str().unwrap_or("?"),
+            text(&row["creator"]),
         );
     }
     Ok(())
@@ -196,8 +197,8 @@ fn show(args: &ShowArgs) -> Result<()> {
         println!("{}", serde_json::to_string_pretty(&model)?);
         return Ok(());
     }
-    println!("model {} — {}", model["id"], model["name"].as_str().unwrap_or("?"));
-    println!("creator       {}", model["creator"].as_str().unwrap_or("?"));
+    println!("model {} — {}", model["id"], text(&model["name"]));
+    println!("creator       {}", text(&model["creator"]));
     println!("input         {} → {} classes", model["input_shape"], model["num_classes"]);
     for version in model["versions"].as_array().into_iter().flatten() {
         let price = &version["price"];
@@ -216,7 +217,7 @@ fn show(args: &ShowArgs) -> Result<()> {
             accuracy(&version["accuracy"]),
             version["loss"].as_f64().map_or_else(|| "–".to_owned(), |l| format!("{l:.4}"))
         );
-        println!("  file        {} ({} bytes)", version["hash"].as_str().unwrap_or("?"), version["size_bytes"]);
+        println!("  file        {} ({} bytes)", text(&version["hash"]), version["size_bytes"]);
         println!(
             "  price       {} per call + {} per input",
             star(price["base"].as_u64().unwrap_or(0)),
@@ -225,8 +226,8 @@ fn show(args: &ShowArgs) -> Result<()> {
         for contributor in version["contributors"].as_array().into_iter().flatten() {
             println!(
                 "  {:<9}   {} earned {}",
-                contributor["role"].as_str().unwrap_or("?"),
-                contributor["key"].as_str().unwrap_or("?"),
+                text(&contributor["role"]),
+                text(&contributor["key"]),
                 star(contributor["earned"].as_u64().unwrap_or(0))
             );
         }
@@ -253,7 +254,8 @@ fn pull(args: &PullArgs) -> Result<()> {
     let number = version["version"].as_u64().context("version number")?;
     let expected: ContentHash =
         version["hash"].as_str().context("version hash")?.parse().map_err(|e| anyhow::anyhow!("version hash: {e}"))?;
-    let name = model["name"].as_str().unwrap_or("model");
+    // The name is the server's: it may not choose where the file goes.
+    let name = file_stem(model["name"].as_str().unwrap_or(""), "model");
     let out = args.out.clone().unwrap_or_else(|| PathBuf::from(format!("{name}-v{number}.safetensors")));
     let url = args.api.url(&format!("/api/models/{}/versions/{number}/download", args.id));
     let mut response = agent().get(&url).call().context("downloading: the API could not be reached")?;

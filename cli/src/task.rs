@@ -12,6 +12,7 @@ use crate::client::{ClientArgs, unexpected};
 use crate::rule_flags::RuleName;
 use crate::runtime::block_on;
 use crate::units::{parse_star, star, utc};
+use crate::untrusted::printable;
 
 #[derive(Debug, clap::Subcommand)]
 pub(crate) enum Command {
@@ -193,9 +194,9 @@ fn describe(info: &TaskInfo) -> String {
          rule       {}\npool       {}\nmin stake  trainer {}, validator {}\n",
         info.task,
         info.creator,
-        spec.model.name,
+        printable(&spec.model.name),
         spec.model.tensors.len(),
-        spec.data.dataset,
+        printable(&spec.data.dataset),
         spec.rounds,
         spec.fraction,
         spec.local_epochs,

@@ -12,6 +12,7 @@ use crate::device::DeviceArg;
 use crate::participant::{ParticipantArgs, introduce};
 use crate::progress::{Bars, interactive};
 use crate::runtime::{block_on, shutdown_on_signal};
+use crate::untrusted::printable;
 
 #[derive(Debug, clap::Args)]
 pub(crate) struct Args {
@@ -46,7 +47,7 @@ pub(crate) fn run(args: Args) -> Result<()> {
             }
         }
         for (round, why) in &report.skipped {
-            println!("round {round}: skipped ({}: {})", why.code, why.message);
+            println!("round {round}: skipped ({}: {})", why.code, printable(&why.message));
         }
         match report.ended {
             Ended::TaskFinished => println!("task {task} finished: {} update(s) accepted", report.submitted.len()),

@@ -12,6 +12,7 @@ use crate::device::DeviceArg;
 use crate::participant::{ParticipantArgs, introduce};
 use crate::progress::{Bars, interactive};
 use crate::runtime::{block_on, shutdown_on_signal};
+use crate::untrusted::printable;
 
 #[derive(Debug, clap::Args)]
 pub(crate) struct Args {
@@ -62,7 +63,7 @@ pub(crate) fn run(args: Args) -> Result<()> {
             println!("round {}: submission {} scored: {what}", scored.round, scored.submission);
         }
         for (submission, why) in &report.skipped {
-            println!("submission {submission}: skipped ({}: {})", why.code, why.message);
+            println!("submission {submission}: skipped ({}: {})", why.code, printable(&why.message));
         }
         match report.ended {
             Ended::TaskFinished => println!("task {task} finished: {} score(s) accepted", report.scored.len()),
