@@ -131,6 +131,10 @@ impl TaskSpec {
         if self.rounds == 0 {
             return Err(TaskSpecError::ZeroRounds);
         }
+        // A task costs its creator something: every round pays at least 1 µSTAR.
+        if self.reward_pool < u64::from(self.rounds) {
+            return Err(TaskSpecError::PoolTooSmall { pool: self.reward_pool, rounds: self.rounds });
+        }
         // Written so that NaN fails too.
         if !(self.fraction > 0.0 && self.fraction <= 1.0) {
             return Err(TaskSpecError::FractionOutOfRange { fraction: self.fraction });
@@ -350,6 +354,14 @@ pub enum TaskSpecError {
     /// Mini-batches must hold at least one example.
     #[error("batch size must be at least 1")]
     ZeroBatchSize,
+    /// The reward pool cannot pay every round at least 1 µSTAR.
+    #[error("a reward pool of {pool} µSTAR cannot pay {rounds} round(s): give at least 1 µSTAR per round")]
+    PoolTooSmall {
+        /// The pool, in µSTAR.
+        pool: u64,
+        /// The rounds it must pay.
+        rounds: u32,
+    },
     /// The update norm bound must be finite and positive.
     #[error("max update norm must be finite and > 0, got {norm}")]
     MaxUpdateNorm {
@@ -478,6 +490,14 @@ mod tests {
     #[test]
     fn schedule_nonsense_is_refused() {
         assert_eq!(refused(|s| s.rounds = 0), TaskSpecError::ZeroRounds);
+        assert_eq!(
+            refused(|s| {
+                s.rounds = 10;
+                s.reward_pool = 9;
+            }),
+            TaskSpecError::PoolTooSmall { pool: 9, rounds: 10 }
+        );
+        assert_eq!(refused(|s| s.reward_pool = 0), TaskSpecError::PoolTooSmall { pool: 0, rounds: 50 });
         for fraction in [0.0, -0.5, 1.0001, f64::NAN] {
             assert!(matches!(refused(|s| s.fraction = fraction), TaskSpecError::FractionOutOfRange { .. }));
         }
@@ -572,7 +592,7 @@ mod tests {
         let schedule = (1..1000u32, 0.001..=1.0f64, 1..20u32, 1..512u32, 1e-5..1.0f64);
         let aggregation = (arb_rule(), proptest::option::of(0.01..100.0f64), arb_optimizer())
             .prop_map(|(rule, norm_clip, server_optimizer)| AggregationSpec { rule, norm_clip, server_optimizer });
-        let money = (any::<u64>(), any::<u64>(), any::<u64>());
+        let money = (1_000..u64::MAX, any::<u64>(), any::<u64>());
         let deadlines = (1..u32::MAX, 1..u32::MAX)
             .prop_map(|(training_secs, validation_secs)| RoundDeadlines { training_secs, validation_secs });
         ("[a-z0-9-]{1,16}", tensors, data, schedule, aggregation, money, deadlines).prop_map(
