@@ -84,6 +84,7 @@ async fn serve(config: ServeConfig) -> Result<()> {
         join_window: config.join_window,
         tick: config.tick,
         harm_threshold: config.harm_threshold,
+        max_model_bytes: config.max_model_bytes,
         ..ServiceConfig::new(admin)
     };
     let service = Coordinator::start(store, ledger, artifacts, service_config, evaluator)

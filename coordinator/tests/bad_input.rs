@@ -1,7 +1,8 @@
 //! Bad input to a running coordinator, over QUIC: every signed message type
 //! forged, stale, from the future and replayed; malformed and oversized
 //! frames; and each message's own ways of being wrong. Each is refused with
-//! its typed error code, and none changes a balance, a stake or a record.
+//! its typed error code, and none changes a balance, a stake or a record;
+//! a task nobody pays for leaves no trace.
 
 mod support;
 
@@ -9,15 +10,19 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use burn::prelude::Device;
 use starling_client::{QuicTransport, Transport, now_ms};
+use starling_coordinator::artifacts::ArtifactStore;
 use starling_coordinator::round::PayloadCheck;
+use starling_coordinator::service::DEFAULT_MAX_MODEL_BYTES;
 use starling_coordinator::store::CoordinatorStore;
+use starling_models::zoo::{Model, ModelKind};
 use starling_net::{Identity, Limits, Trust, client_endpoint, connect};
 use starling_protocol::messages::SignedRequest;
 use starling_protocol::{
-    ContentHash, CreateTask, Delegate, ErrorCode, Issue, JoinTask, MAX_CONTROL_MESSAGE, Nonce, PublicKey, ReadRequest,
-    Request, Response, ResponseBody, Role, RoundNumber, RoundPhase, SetCommission, Stake, SubmissionId, SubmitScore,
-    SubmitUpdate, TaskId, Transfer, Undelegate, Unstake, UpdatePayload,
+    ContentHash, CreateTask, Delegate, ErrorCode, Issue, JoinTask, MAX_CONTROL_MESSAGE, Nonce, PageRequest, PublicKey,
+    ReadRequest, Request, Response, ResponseBody, Role, RoundNumber, RoundPhase, SetCommission, Stake, SubmissionId,
+    SubmitScore, SubmitUpdate, TaskId, TaskSpec, Transfer, Undelegate, Unstake, UpdatePayload,
 };
 use starling_staking::LedgerStore;
 use support::*;
@@ -356,5 +361,46 @@ async fn bad_requests_are_refused_by_type_and_change_nothing() {
     assert_eq!(books(&net, &everyone).await, expected);
     let audit = net.service.ledger().audit().await.unwrap();
     assert_eq!(audit.held, audit.issued);
+    net.kill();
+}
+
+/// A task nobody pays for, or larger than this coordinator takes, is
+/// refused before its model is read: no task row, no stored model, not a
+/// µSTAR moved.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unpaid_or_oversized_task_leaves_no_trace() {
+    let place = Place::new("unpaid", false).await.unwrap();
+    let net = Network::start(&place, Duration::from_millis(500)).await;
+    let t = net.transport();
+    let (creator, stranger) = (identity(1), identity(9));
+    fund(&t, &place.admin, &creator, 1_000 * STAR, None).await;
+    let everyone = [place.admin.public_key(), creator.public_key(), stranger.public_key()];
+    let before = books(&net, &everyone).await;
+
+    let model = Model::init(ModelKind::LogReg, 3, &Device::flex()).to_payload().unwrap();
+    let create =
+        |spec: TaskSpec| CreateTask { spec, initial_model: *model.hash(), initial_model_len: model.len() as u64 };
+    let attempt =
+        async |who: &Identity, create: CreateTask| code(t.upload(&sign(who, &create), model.bytes()).await.unwrap());
+
+    // A key holding no STAR.
+    assert_eq!(attempt(&stranger, create(spec(3, 100 * STAR))).await, ErrorCode::InsufficientBalance);
+    // A pool that cannot pay every round (here, nothing at all).
+    for pool in [0, 2] {
+        let cheap = TaskSpec { reward_pool: pool, ..spec(3, 100 * STAR) };
+        assert_eq!(attempt(&creator, create(cheap)).await, ErrorCode::InvalidField, "pool {pool}");
+    }
+    // Larger than the coordinator's largest model, from a key that could pay.
+    let huge = TaskSpec { payload_limit: DEFAULT_MAX_MODEL_BYTES + 1, ..spec(3, 100 * STAR) };
+    assert_eq!(attempt(&creator, create(huge)).await, ErrorCode::PayloadTooLarge);
+
+    let tasks = net.service.store().tasks(PageRequest::first(10)).await.unwrap();
+    assert!(tasks.items.is_empty(), "no task row: {:?}", tasks.items.iter().map(|t| t.id).collect::<Vec<_>>());
+    assert_eq!(net.service.artifacts().len(*model.hash()).await.unwrap(), None, "no stored model");
+    assert_eq!(books(&net, &everyone).await, before);
+
+    // The same model from a key that pays is taken.
+    let (task, _) = create_task(&t, &creator, spec(3, 100 * STAR)).await;
+    assert!(net.service.store().task(task).await.unwrap().is_some());
     net.kill();
 }

@@ -78,6 +78,10 @@ use crate::round::{RoundMachine, UnixMillis};
 use crate::store::{CoordinatorStore, StoreError};
 use task_slot::TaskSlot;
 
+/// [`ServiceConfig::max_model_bytes`] unless set: 256 MiB, about forty
+/// times the zoo's CNN.
+pub const DEFAULT_MAX_MODEL_BYTES: u64 = 256 << 20;
+
 /// How a coordinator runs its tasks.
 #[derive(Debug, Clone)]
 pub struct ServiceConfig {
@@ -93,6 +97,10 @@ pub struct ServiceConfig {
     /// Consensus score below which an accepted-looking submission is
     /// rejected as harmful (and its trainer slashed); `None`: never.
     pub harm_threshold: Option<f64>,
+    /// The largest model (and so update) this coordinator accepts, in
+    /// bytes: a task whose payload limit or initial model is larger is
+    /// refused before a byte of it is read.
+    pub max_model_bytes: u64,
     /// Timestamp and nonce window of signed requests.
     pub replay: ReplayConfig,
     /// The ledger's parameters (the same the ledger store was opened with):
@@ -118,6 +126,7 @@ impl ServiceConfig {
             join_window: Duration::from_secs(60),
             tick: Duration::from_millis(250),
             harm_threshold: None,
+            max_model_bytes: DEFAULT_MAX_MODEL_BYTES,
             replay: ReplayConfig::default(),
             params: Params::default(),
             market: MarketParams::default(),

@@ -6,9 +6,10 @@
 //! 1. *verify*: a signed request's envelope (signature, version, freshness,
 //!    nonce: a replay is refused), then the message's own field rules;
 //! 2. *precheck*: for an upload, whether it may be sent at all (the task,
-//!    round, phase, sampling and base model of an update; the creator's
-//!    balance for a new task), before a byte of its blob is read, so a client
-//!    never sends megabytes into a refusal;
+//!    round, phase, sampling and base model of an update; for a new task,
+//!    the coordinator's largest model and the creator's balance), before a
+//!    byte of its blob is read, so a client never sends megabytes into a
+//!    refusal and an unfunded key stores nothing;
 //! 3. *receive*: the blob, from the request's [`Body`] (see
 //!    [`upload`](super::upload));
 //! 4. *execute*: the request's effect ([`task_requests`](super::task_requests),
@@ -105,6 +106,15 @@ where
                 precheck_update(&runtime.machine, &verified.signer, update)
             }
             SignedRequest::CreateTask(create) => {
+                // Sizes first: they cost nothing to check.
+                let max = self.inner.config.max_model_bytes;
+                let largest = create.spec.payload_limit.max(create.initial_model_len);
+                if largest > max {
+                    return Err(refuse(
+                        ErrorCode::PayloadTooLarge,
+                        format!("this coordinator takes models of at most {max} bytes; the task asks for {largest}"),
+                    ));
+                }
                 let free = self.inner.ledger.free_balance(&verified.signer).await.map_err(|e| ledger_error(&e))?;
                 if free.micro() < create.spec.reward_pool {
                     return Err(refuse(
