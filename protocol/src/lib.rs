@@ -41,8 +41,8 @@ pub use payload::{PayloadError, TensorBytes, UpdatePayload};
 pub use phase::{PhaseError, RoundPhase};
 pub use replay::{ReplayConfig, ReplayError, ReplayGuard};
 pub use task::{
-    DataSpec, MAX_TENSOR_NAME_LEN, MAX_TENSOR_RANK, MAX_TENSORS, MIN_UPDATE_NORM, ModelSpec, RESERVED_TENSOR_NAME,
-    RoundDeadlines, TaskSpec, TaskSpecError,
+    DataSpec, MAX_ROUNDS, MAX_TENSOR_NAME_LEN, MAX_TENSOR_RANK, MAX_TENSORS, MIN_UPDATE_NORM, ModelSpec,
+    RESERVED_TENSOR_NAME, RoundDeadlines, TaskSpec, TaskSpecError,
 };
 pub use task_builder::TaskSpecBuilder;
 pub use tensor::{NamedTensor, TensorRef, TensorSpec};

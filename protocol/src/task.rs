@@ -18,6 +18,9 @@ pub const MAX_TENSOR_NAME_LEN: usize = 256;
 pub const MAX_TENSOR_RANK: usize = 8;
 /// Most tensors a model may have.
 pub const MAX_TENSORS: usize = 16_384;
+/// Most rounds a task may have: the coordinator keeps (and saves) each
+/// task's round history, so this bounds what one task can make it hold.
+pub const MAX_ROUNDS: u32 = 10_000;
 /// The least L2 norm an update may have: below it the update changes
 /// nothing a model would notice, and sending one back is a free ride on the
 /// other trainers' work, refused and slashed like any invalid update
@@ -130,6 +133,9 @@ impl TaskSpec {
         self.data.validate()?;
         if self.rounds == 0 {
             return Err(TaskSpecError::ZeroRounds);
+        }
+        if self.rounds > MAX_ROUNDS {
+            return Err(TaskSpecError::TooManyRounds { rounds: self.rounds, max: MAX_ROUNDS });
         }
         // A task costs its creator something: every round pays at least 1 µSTAR.
         if self.reward_pool < u64::from(self.rounds) {
@@ -354,6 +360,14 @@ pub enum TaskSpecError {
     /// Mini-batches must hold at least one example.
     #[error("batch size must be at least 1")]
     ZeroBatchSize,
+    /// More rounds than [`MAX_ROUNDS`].
+    #[error("{rounds} rounds is more than the {max} a task may have")]
+    TooManyRounds {
+        /// The rounds asked for.
+        rounds: u32,
+        /// The most allowed.
+        max: u32,
+    },
     /// The reward pool cannot pay every round at least 1 µSTAR.
     #[error("a reward pool of {pool} µSTAR cannot pay {rounds} round(s): give at least 1 µSTAR per round")]
     PoolTooSmall {
@@ -490,6 +504,13 @@ mod tests {
     #[test]
     fn schedule_nonsense_is_refused() {
         assert_eq!(refused(|s| s.rounds = 0), TaskSpecError::ZeroRounds);
+        assert_eq!(
+            refused(|s| s.rounds = MAX_ROUNDS + 1),
+            TaskSpecError::TooManyRounds { rounds: MAX_ROUNDS + 1, max: MAX_ROUNDS }
+        );
+        let mut longest = mnist_2nn();
+        longest.rounds = MAX_ROUNDS;
+        assert_eq!(longest.validate(), Ok(()));
         assert_eq!(
             refused(|s| {
                 s.rounds = 10;
