@@ -5,13 +5,14 @@
 //! hand and each driver pass run by the test ([`Coordinator::drive`]). No
 //! sockets, no sleeps: every deadline passes when the test says so.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use starling_coordinator::artifacts::MemoryArtifacts;
 use starling_coordinator::round::{UnixMillis, VerdictOutcome};
-use starling_coordinator::service::{Coordinator, Drive, ManualClock, ServiceConfig};
+use starling_coordinator::service::{Coordinator, Drive, Evaluator, ManualClock, ServiceConfig};
 use starling_coordinator::store::{CoordinatorStore, SqliteCoordinatorStore, VerdictStore};
 use starling_net::Identity;
 use starling_protocol::{
@@ -39,6 +40,7 @@ struct Bench {
     store: SqliteCoordinatorStore,
     ledger: SqliteStore,
     artifacts: MemoryArtifacts,
+    evaluator: Option<Arc<dyn Evaluator>>,
     rng: ChaCha8Rng,
 }
 
@@ -81,14 +83,21 @@ fn config(admin: PublicKey, clock: &ManualClock, harm_threshold: Option<f64>) ->
 
 impl Bench {
     async fn new(harm_threshold: Option<f64>) -> Self {
+        Self::with_evaluator(harm_threshold, None).await
+    }
+
+    /// A bench whose coordinator measures each new global model with `evaluator`.
+    async fn with_evaluator(harm_threshold: Option<f64>, evaluator: Option<Arc<dyn Evaluator>>) -> Self {
         let admin = identity(1_000);
         let clock = ManualClock::new(UnixMillis::new(T0));
         let store = SqliteCoordinatorStore::open("sqlite::memory:").await.unwrap();
         let ledger = SqliteStore::open("sqlite::memory:", admin.public_key(), Params::default()).await.unwrap();
         let artifacts = MemoryArtifacts::new();
         let config = config(admin.public_key(), &clock, harm_threshold);
-        let service = Coordinator::start(store.clone(), ledger.clone(), artifacts.clone(), config, None).await.unwrap();
-        Self { service, clock, admin, store, ledger, artifacts, rng: ChaCha8Rng::seed_from_u64(7) }
+        let service = Coordinator::start(store.clone(), ledger.clone(), artifacts.clone(), config, evaluator.clone())
+            .await
+            .unwrap();
+        Self { service, clock, admin, store, ledger, artifacts, evaluator, rng: ChaCha8Rng::seed_from_u64(7) }
     }
 
     /// Stops this coordinator and starts another over the same stores, on
@@ -97,7 +106,7 @@ impl Bench {
         self.service.shutdown();
         let config = config(self.admin.public_key(), &self.clock, harm_threshold);
         let (store, ledger, artifacts) = (self.store.clone(), self.ledger.clone(), self.artifacts.clone());
-        self.service = Coordinator::start(store, ledger, artifacts, config, None).await.unwrap();
+        self.service = Coordinator::start(store, ledger, artifacts, config, self.evaluator.clone()).await.unwrap();
     }
 
     fn advance(&self, secs: u64) {
@@ -346,4 +355,33 @@ async fn the_task_page_shows_the_verdict_that_was_paid_even_after_stakes_change(
     let recorded = bench.store.round_verdicts(task, RoundNumber::new(0)).await.unwrap().unwrap();
     let weighed: Vec<u128> = recorded.validators.iter().map(|v| v.stake).collect();
     assert!(weighed.contains(&(50 * u128::from(STAR))), "the stakes the round weighed: {weighed:?}");
+}
+
+/// An evaluator that fails: with an error, or by panicking.
+struct Broken {
+    panics: bool,
+}
+
+impl Evaluator for Broken {
+    fn evaluate(&self, _: &TaskSpec, _: &[u8]) -> Result<Option<(f64, f64)>, String> {
+        assert!(!self.panics, "the evaluator broke");
+        Err("no data today".to_owned())
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broken_evaluator_does_not_stall_the_task() {
+    for panics in [false, true] {
+        let mut bench = Bench::with_evaluator(None, Some(Arc::new(Broken { panics }))).await;
+        let (trainer, validator) = (identity(1), identity(11));
+        bench.fund_all(std::slice::from_ref(&trainer), std::slice::from_ref(&validator)).await;
+        let task = bench.task(1, std::slice::from_ref(&trainer), std::slice::from_ref(&validator)).await;
+        bench.drive(task).await;
+        let submission = bench.submit(task, &trainer, [1.0, 1.0], 10).await;
+        bench.score(task, &validator, submission, 0.7).await;
+        assert_eq!(bench.drive(task).await, Drive::Finished, "panics: {panics}");
+        let rounds = bench.store.rounds(task, starling_staking::PageRequest::first(10)).await.unwrap().items;
+        assert_eq!(rounds.len(), 1, "the round is recorded");
+        assert_eq!((rounds[0].accuracy, rounds[0].loss), (None, None), "unmeasured");
+    }
 }

@@ -87,7 +87,10 @@ where
     }
 
     /// The coordinator's own measure of a new global model (accuracy, loss),
-    /// if it has an evaluator for the task.
+    /// if it has an evaluator for the task. An evaluator that fails or
+    /// panics is logged and the round is recorded without a measure: a
+    /// broken evaluator must not stall the task (reading the model from the
+    /// artifact store is retried like any storage failure).
     async fn evaluate(&self, slot: &TaskSlot, model: ContentHash) -> Result<Option<(f64, f64)>, DriverError> {
         let Some(evaluator) = &self.inner.evaluator else { return Ok(None) };
         let bytes = self
@@ -98,9 +101,17 @@ where
             .map_err(|e| DriverError::Evaluation(format!("global model {model}: {e}")))?;
         let evaluator = evaluator.clone();
         let spec = slot.record.spec.clone();
-        tokio::task::spawn_blocking(move || evaluator.evaluate(&spec, &bytes))
-            .await
-            .map_err(|e| DriverError::Evaluation(e.to_string()))?
-            .map_err(DriverError::Evaluation)
+        let task = slot.record.id;
+        match tokio::task::spawn_blocking(move || evaluator.evaluate(&spec, &bytes)).await {
+            Ok(Ok(measured)) => Ok(measured),
+            Ok(Err(reason)) => {
+                tracing::warn!(%task, %model, "the evaluator failed; the round is recorded unmeasured: {reason}");
+                Ok(None)
+            }
+            Err(panicked) => {
+                tracing::error!(%task, %model, "the evaluator panicked; the round is recorded unmeasured: {panicked}");
+                Ok(None)
+            }
+        }
     }
 }
