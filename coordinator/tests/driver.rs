@@ -16,9 +16,9 @@ use starling_coordinator::service::{Coordinator, Drive, Evaluator, ManualClock, 
 use starling_coordinator::store::{CoordinatorStore, SqliteCoordinatorStore, VerdictStore};
 use starling_net::Identity;
 use starling_protocol::{
-    ContentHash, CreateTask, DataSpec, Issue, JoinTask, Message, ModelSpec, NamedTensor, Nonce, PublicKey, Request,
-    Response, ResponseBody, Role, RoundNumber, RoundPhase, Stake, SubmissionId, SubmitScore, SubmitUpdate, TaskId,
-    TaskSpec, TensorSpec, UpdatePayload, WireError,
+    ContentHash, CreateTask, DataSpec, ErrorCode, Issue, JoinTask, Message, ModelSpec, NamedTensor, Nonce, PublicKey,
+    Request, Response, ResponseBody, Role, RoundNumber, RoundPhase, Stake, SubmissionId, SubmitScore, SubmitUpdate,
+    TaskId, TaskSpec, TensorSpec, UpdatePayload, WireError,
 };
 use starling_staking::{LedgerStore, MICRO_PER_STAR, Params, SqliteStore};
 use starling_web::{ReadModel, SubmissionOutcome};
@@ -384,4 +384,36 @@ async fn a_broken_evaluator_does_not_stall_the_task() {
         assert_eq!(rounds.len(), 1, "the round is recorded");
         assert_eq!((rounds[0].accuracy, rounds[0].loss), (None, None), "unmeasured");
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_from_before_a_restart_cannot_be_replayed_after_it() {
+    let mut bench = Bench::new(None).await;
+    let creator = identity(500);
+    let admin = bench.admin.clone();
+    bench.ok(&admin, &Issue { to: creator.public_key(), amount: 1_000 * STAR }, None).await;
+    let model = payload([0.0, 0.0]);
+    let create =
+        CreateTask { spec: spec(1), initial_model: ContentHash::of(&model), initial_model_len: model.len() as u64 };
+    let nonce = Nonce::generate(&mut bench.rng);
+    let request = Request::sign(creator.signing_key(), &create, nonce, bench.clock.now().get()).unwrap();
+    let refusal = |response: Response| match response {
+        Response::Error(error) => error.code,
+        Response::Ok(body) => panic!("taken again: {body:?}"),
+    };
+
+    let created = bench.service.handle(request.clone(), Some(&model)).await;
+    assert!(matches!(created, Response::Ok(ResponseBody::TaskCreated { .. })), "{created:?}");
+    // Within one run the replay is caught by the nonce the coordinator remembers...
+    assert_eq!(refusal(bench.service.handle(request.clone(), Some(&model)).await), ErrorCode::Replay);
+    // ...and after a restart, which forgot it, by when it was signed.
+    bench.advance(1);
+    bench.restart(None).await;
+    assert_eq!(refusal(bench.service.handle(request, Some(&model)).await), ErrorCode::Stale);
+
+    let tasks = bench.store.tasks(starling_staking::PageRequest::first(10)).await.unwrap().items;
+    assert_eq!(tasks.len(), 1, "one task, escrowed once");
+    assert_eq!(bench.free(&creator).await, 900 * STAR);
+    // A request signed now is taken as usual.
+    bench.ok(&admin, &Issue { to: creator.public_key(), amount: STAR }, None).await;
 }

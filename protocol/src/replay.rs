@@ -28,6 +28,12 @@ pub struct ReplayConfig {
     /// Most pairs remembered at once for a single signer, so that one busy or
     /// hostile key cannot use up [`ReplayConfig::max_entries`] for everyone.
     pub max_entries_per_signer: usize,
+    /// Nothing signed before this instant (Unix ms) is accepted. A guard
+    /// starts with no memory of the nonces an earlier run of the same server
+    /// saw, so a server sets this to the time it started: an envelope seen
+    /// before a restart cannot be replayed after it. Clients re-sign every
+    /// retry, so they are not hurt. 0: no such bound.
+    pub not_before_ms: u64,
 }
 
 impl Default for ReplayConfig {
@@ -39,6 +45,7 @@ impl Default for ReplayConfig {
             max_future_skew_ms: 30 * 1000,
             max_entries: 100_000,
             max_entries_per_signer: 1_000,
+            not_before_ms: 0,
         }
     }
 }
@@ -84,6 +91,9 @@ impl ReplayGuard {
         let now_ms = now_ms.max(self.latest_now_ms);
         if timestamp_ms.saturating_add(self.config.max_age_ms) < now_ms {
             return Err(ReplayError::Stale { timestamp_ms, now_ms, max_age_ms: self.config.max_age_ms });
+        }
+        if timestamp_ms < self.config.not_before_ms {
+            return Err(ReplayError::SignedBeforeStart { timestamp_ms, not_before_ms: self.config.not_before_ms });
         }
         if timestamp_ms > now_ms.saturating_add(self.config.max_future_skew_ms) {
             return Err(ReplayError::FromFuture {
@@ -163,6 +173,17 @@ pub enum ReplayError {
         /// The oldest age accepted.
         max_age_ms: u64,
     },
+    /// The envelope was signed before this server started, so it may have
+    /// been seen by the run before (whose nonces are forgotten).
+    #[error(
+        "envelope timestamp {timestamp_ms} ms is from before the server started at {not_before_ms} ms: sign it again"
+    )]
+    SignedBeforeStart {
+        /// The envelope's timestamp.
+        timestamp_ms: u64,
+        /// [`ReplayConfig::not_before_ms`].
+        not_before_ms: u64,
+    },
     /// The timestamp is further in the future than clock skew explains.
     #[error(
         "envelope timestamp {timestamp_ms} ms is in the future: now is {now_ms} ms and at most {max_future_skew_ms} ms of skew is allowed"
@@ -217,7 +238,22 @@ mod tests {
             max_future_skew_ms: 100,
             max_entries,
             max_entries_per_signer: per_signer,
+            not_before_ms: 0,
         })
+    }
+
+    #[test]
+    fn nothing_signed_before_the_start_is_accepted() {
+        let start = 10_000;
+        let mut g = ReplayGuard::new(ReplayConfig { not_before_ms: start, ..ReplayConfig::default() });
+        // Inside the age window, but signed before this guard's server started:
+        // the run before may have accepted it, and its nonces are gone.
+        assert_eq!(
+            g.check_and_record(&ALICE, &nonce(1), start - 1, start + 5),
+            Err(ReplayError::SignedBeforeStart { timestamp_ms: start - 1, not_before_ms: start })
+        );
+        assert_eq!(g.check_and_record(&ALICE, &nonce(1), start, start + 5), Ok(()));
+        assert_eq!(g.len(), 1, "only the accepted one is remembered");
     }
 
     #[test]

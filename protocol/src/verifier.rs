@@ -96,6 +96,7 @@ mod tests {
                 max_future_skew_ms: 5_000,
                 max_entries: 1_000,
                 max_entries_per_signer: 100,
+                not_before_ms: 0,
             },
         )
     }

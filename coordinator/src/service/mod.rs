@@ -210,7 +210,10 @@ where
         config: ServiceConfig,
         evaluator: Option<Arc<dyn Evaluator>>,
     ) -> Result<Self, ServiceError> {
-        let verifier = Verifier::new(MAX_CONTROL_MESSAGE, config.replay);
+        // Nothing signed before this start is taken: the nonces an earlier
+        // run saw are gone, so its requests must not be replayable now.
+        let replay = ReplayConfig { not_before_ms: config.clock.now().get(), ..config.replay };
+        let verifier = Verifier::new(MAX_CONTROL_MESSAGE, replay);
         let market = market::Market::new(config.market);
         let coordinator = Self {
             inner: Arc::new(Inner {

@@ -250,7 +250,7 @@ impl std::error::Error for WireError {}
 impl From<&ReplayError> for ErrorCode {
     fn from(error: &ReplayError) -> Self {
         match error {
-            ReplayError::Stale { .. } => Self::Stale,
+            ReplayError::Stale { .. } | ReplayError::SignedBeforeStart { .. } => Self::Stale,
             ReplayError::FromFuture { .. } => Self::ClockSkew,
             ReplayError::Replayed { .. } => Self::Replay,
             ReplayError::CacheFull { .. } | ReplayError::SignerQuotaExceeded { .. } => Self::RateLimited,

@@ -9,7 +9,7 @@ pub(crate) mod signed;
 
 use std::net::{IpAddr, Ipv6Addr};
 use std::sync::{Mutex, PoisonError};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use starling_protocol::{PublicKey, Verifier};
 
@@ -29,10 +29,13 @@ pub(crate) struct Guards {
 }
 
 impl Guards {
-    /// Fresh state from the router's settings.
+    /// Fresh state from the router's settings, for a router starting now:
+    /// paid calls signed before now are refused (see [`signed::verifier`]).
     pub(crate) fn new(config: &WebConfig) -> Self {
+        let started = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+        let started_ms = u64::try_from(started.as_millis()).unwrap_or(u64::MAX);
         Self {
-            verifier: Mutex::new(signed::verifier(config)),
+            verifier: Mutex::new(signed::verifier(config, started_ms)),
             anonymous: Mutex::new(RateLimiter::new(config.anonymous_rate, config.rate_limit_max_clients)),
             signed: Mutex::new(RateLimiter::new(config.signed_rate, config.rate_limit_max_clients)),
         }

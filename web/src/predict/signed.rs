@@ -14,8 +14,10 @@ use crate::config::WebConfig;
 /// about 200 bytes; the slack is for future fields, not for junk.
 pub(crate) const MAX_ENVELOPE_BYTES: usize = 1024;
 
-/// The verifier of a router's prediction route, from its settings.
-pub(crate) fn verifier(config: &WebConfig) -> Verifier {
+/// The verifier of a router's prediction route, from its settings, for a
+/// router started at `started_ms`: a paid call signed before then may have
+/// been charged by the run before, whose nonces are forgotten, and is refused.
+pub(crate) fn verifier(config: &WebConfig, started_ms: u64) -> Verifier {
     Verifier::new(
         MAX_ENVELOPE_BYTES,
         ReplayConfig {
@@ -23,6 +25,7 @@ pub(crate) fn verifier(config: &WebConfig) -> Verifier {
             max_future_skew_ms: config.envelope_max_future_skew_ms,
             max_entries: config.replay_max_nonces,
             max_entries_per_signer: config.replay_max_nonces_per_signer,
+            not_before_ms: started_ms,
         },
     )
 }
@@ -117,7 +120,7 @@ pub(crate) mod tests {
 
     #[test]
     fn verifies_once_then_refuses_the_replay() {
-        let verifier = Mutex::new(verifier(&WebConfig::default()));
+        let verifier = Mutex::new(verifier(&WebConfig::default(), 0));
         let key = SigningKey::from_bytes(&[7; 32]);
         let now = now_ms();
         let text = header(&key, &message(), 1, now);
@@ -133,7 +136,7 @@ pub(crate) mod tests {
 
     #[test]
     fn each_failure_says_what_failed() {
-        let verifier = Mutex::new(verifier(&WebConfig::default()));
+        let verifier = Mutex::new(verifier(&WebConfig::default(), 0));
         let key = SigningKey::from_bytes(&[7; 32]);
         let now = now_ms();
         let invalid = |text: &str| match verify(&verifier, text.as_bytes(), now) {
@@ -150,5 +153,18 @@ pub(crate) mod tests {
         let mut bytes = hex::decode(header(&key, &message(), 4, now)).unwrap();
         *bytes.last_mut().unwrap() ^= 1;
         assert!(invalid(&hex::encode(&bytes)).contains("bad signature"));
+    }
+
+    #[test]
+    fn a_call_signed_before_the_router_started_is_refused() {
+        let now = now_ms();
+        let verifier = Mutex::new(verifier(&WebConfig::default(), now));
+        let key = SigningKey::from_bytes(&[7; 32]);
+        // Fresh enough for the age window, but it may have been charged by the run before.
+        match verify(&verifier, header(&key, &message(), 1, now - 1).as_bytes(), now) {
+            Err(Refusal::Invalid(message)) => assert!(message.contains("before the server started"), "{message}"),
+            other => panic!("{other:?}"),
+        }
+        assert!(verify(&verifier, header(&key, &message(), 2, now).as_bytes(), now).is_ok());
     }
 }
