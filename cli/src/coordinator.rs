@@ -85,6 +85,7 @@ async fn serve(config: ServeConfig) -> Result<()> {
         tick: config.tick,
         harm_threshold: config.harm_threshold,
         max_model_bytes: config.max_model_bytes,
+        max_open_tasks_per_creator: config.max_open_tasks,
         ..ServiceConfig::new(admin)
     };
     let service = Coordinator::start(store, ledger, artifacts, service_config, evaluator)

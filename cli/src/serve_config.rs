@@ -13,7 +13,7 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 use serde::Deserialize;
 use starling_coordinator::artifacts::ArtifactLocation;
-use starling_coordinator::service::DEFAULT_MAX_MODEL_BYTES;
+use starling_coordinator::service::{DEFAULT_MAX_MODEL_BYTES, DEFAULT_MAX_OPEN_TASKS_PER_CREATOR};
 use starling_protocol::PublicKey;
 
 /// Where the QUIC front listens unless told otherwise.
@@ -76,6 +76,10 @@ pub(crate) struct ServeArgs {
     /// [env: STARLING_MAX_MODEL_BYTES] [default: 268435456, 256 MiB]
     #[arg(long, value_name = "BYTES")]
     max_model_bytes: Option<u64>,
+    /// How many unfinished tasks one creator may have at once
+    /// [env: STARLING_MAX_OPEN_TASKS] [default: 16]
+    #[arg(long, value_name = "N")]
+    max_open_tasks: Option<u64>,
     /// A CA-issued certificate chain (PEM) instead of the self-signed one in DATA_DIR/tls
     /// [env: STARLING_TLS_CERT] [default: none]
     #[arg(long, value_name = "PEM", requires = "tls_key")]
@@ -142,12 +146,13 @@ struct Layer {
     eval_data: Option<PathBuf>,
     harm_threshold: Option<f64>,
     max_model_bytes: Option<u64>,
+    max_open_tasks: Option<u64>,
     tls_cert: Option<PathBuf>,
     tls_key: Option<PathBuf>,
 }
 
 /// Each setting's key (in the file and in `--print-config`) and environment variable.
-const KEYS: [(&str, &str); 13] = [
+const KEYS: [(&str, &str); 14] = [
     ("data_dir", "STARLING_HOME"),
     ("quic_addr", "STARLING_QUIC_ADDR"),
     ("http_addr", "STARLING_HTTP_ADDR"),
@@ -159,6 +164,7 @@ const KEYS: [(&str, &str); 13] = [
     ("eval_data", "STARLING_EVAL_DATA"),
     ("harm_threshold", "STARLING_HARM_THRESHOLD"),
     ("max_model_bytes", "STARLING_MAX_MODEL_BYTES"),
+    ("max_open_tasks", "STARLING_MAX_OPEN_TASKS"),
     ("tls_cert", "STARLING_TLS_CERT"),
     ("tls_key", "STARLING_TLS_KEY"),
 ];
@@ -209,6 +215,7 @@ impl Layer {
             eval_data: parse(var, "eval_data")?,
             harm_threshold: parse(var, "harm_threshold")?,
             max_model_bytes: parse(var, "max_model_bytes")?,
+            max_open_tasks: parse(var, "max_open_tasks")?,
             tls_cert: parse(var, "tls_cert")?,
             tls_key: parse(var, "tls_key")?,
         })
@@ -227,6 +234,7 @@ impl Layer {
             eval_data: args.eval_data.clone(),
             harm_threshold: args.harm_threshold,
             max_model_bytes: args.max_model_bytes,
+            max_open_tasks: args.max_open_tasks,
             tls_cert: args.tls_cert.clone(),
             tls_key: args.tls_key.clone(),
         }
@@ -250,6 +258,7 @@ impl Layer {
         pick("eval_data", over.eval_data.is_some());
         pick("harm_threshold", over.harm_threshold.is_some());
         pick("max_model_bytes", over.max_model_bytes.is_some());
+        pick("max_open_tasks", over.max_open_tasks.is_some());
         pick("tls_cert", over.tls_cert.is_some());
         pick("tls_key", over.tls_key.is_some());
         Self {
@@ -264,6 +273,7 @@ impl Layer {
             eval_data: over.eval_data.or(self.eval_data),
             harm_threshold: over.harm_threshold.or(self.harm_threshold),
             max_model_bytes: over.max_model_bytes.or(self.max_model_bytes),
+            max_open_tasks: over.max_open_tasks.or(self.max_open_tasks),
             tls_cert: over.tls_cert.or(self.tls_cert),
             tls_key: over.tls_key.or(self.tls_key),
         }
@@ -358,6 +368,7 @@ pub(crate) struct ServeConfig {
     pub(crate) eval_data: Option<PathBuf>,
     pub(crate) harm_threshold: Option<f64>,
     pub(crate) max_model_bytes: u64,
+    pub(crate) max_open_tasks: u64,
     pub(crate) tls: Tls,
     /// Where each explicitly set value came from (absent: the default).
     sources: BTreeMap<&'static str, Source>,
@@ -413,6 +424,9 @@ impl ServeConfig {
         if merged.max_model_bytes == Some(0) {
             bail!("max_model_bytes must be at least 1");
         }
+        if merged.max_open_tasks == Some(0) {
+            bail!("max_open_tasks must be at least 1");
+        }
         Ok(Self {
             quic_addr: merged.quic_addr.unwrap_or_else(|| DEFAULT_QUIC_ADDR.parse().expect("a valid default")),
             http_addr: merged.http_addr.unwrap_or_else(|| DEFAULT_HTTP_ADDR.parse().expect("a valid default")),
@@ -424,6 +438,7 @@ impl ServeConfig {
             eval_data: merged.eval_data,
             harm_threshold: merged.harm_threshold,
             max_model_bytes: merged.max_model_bytes.unwrap_or(DEFAULT_MAX_MODEL_BYTES),
+            max_open_tasks: merged.max_open_tasks.unwrap_or(DEFAULT_MAX_OPEN_TASKS_PER_CREATOR),
             tls,
             data_dir,
             sources,
@@ -445,7 +460,7 @@ impl ServeConfig {
             Tls::Files { cert, key } => (Some(path(cert)), Some(path(key))),
             Tls::SelfSigned(_) => (None, None),
         };
-        let values: [(&str, Option<String>); 13] = [
+        let values: [(&str, Option<String>); 14] = [
             ("data_dir", Some(path(&self.data_dir))),
             ("quic_addr", Some(string(self.quic_addr.to_string()))),
             ("http_addr", Some(string(self.http_addr.to_string()))),
@@ -457,6 +472,7 @@ impl ServeConfig {
             ("eval_data", self.eval_data.as_deref().map(path)),
             ("harm_threshold", self.harm_threshold.map(|t| toml::Value::Float(t).to_string())),
             ("max_model_bytes", Some(self.max_model_bytes.to_string())),
+            ("max_open_tasks", Some(self.max_open_tasks.to_string())),
             ("tls_cert", tls_cert),
             ("tls_key", tls_key),
         ];
@@ -501,6 +517,7 @@ mod tests {
         assert_eq!(config.http_addr.to_string(), DEFAULT_HTTP_ADDR);
         assert_eq!(config.admin_key, None);
         assert_eq!(config.max_model_bytes, DEFAULT_MAX_MODEL_BYTES);
+        assert_eq!(config.max_open_tasks, DEFAULT_MAX_OPEN_TASKS_PER_CREATOR);
         assert_eq!(config.source("quic_addr"), Source::Default);
 
         let home = ServeConfig::resolve(&ServeArgs::default(), &env(&[("STARLING_HOME", "/srv/st")])).unwrap();
@@ -540,6 +557,9 @@ mod tests {
         let none = env(&[("HOME", "/h"), ("STARLING_MAX_MODEL_BYTES", "0")]);
         let err = ServeConfig::resolve(&ServeArgs::default(), &none).unwrap_err();
         assert!(err.to_string().contains("max_model_bytes must be at least 1"), "{err}");
+        let none = env(&[("HOME", "/h"), ("STARLING_MAX_OPEN_TASKS", "0")]);
+        let err = ServeConfig::resolve(&ServeArgs::default(), &none).unwrap_err();
+        assert!(err.to_string().contains("max_open_tasks must be at least 1"), "{err}");
         let small = env(&[("HOME", "/h"), ("STARLING_MAX_MODEL_BYTES", "1048576")]);
         assert_eq!(ServeConfig::resolve(&ServeArgs::default(), &small).unwrap().max_model_bytes, 1 << 20);
         let args = ServeArgs { store_url: Some("gs://bucket/models".into()), ..ServeArgs::default() };

@@ -12,7 +12,9 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use starling_coordinator::artifacts::MemoryArtifacts;
 use starling_coordinator::round::{UnixMillis, VerdictOutcome};
-use starling_coordinator::service::{Coordinator, Drive, Evaluator, ManualClock, ServiceConfig};
+use starling_coordinator::service::{
+    Coordinator, DEFAULT_MAX_OPEN_TASKS_PER_CREATOR, Drive, Evaluator, ManualClock, ServiceConfig,
+};
 use starling_coordinator::store::{CoordinatorStore, SqliteCoordinatorStore, VerdictStore};
 use starling_net::Identity;
 use starling_protocol::{
@@ -416,4 +418,27 @@ async fn a_request_from_before_a_restart_cannot_be_replayed_after_it() {
     assert_eq!(bench.free(&creator).await, 900 * STAR);
     // A request signed now is taken as usual.
     bench.ok(&admin, &Issue { to: creator.public_key(), amount: STAR }, None).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_creator_cannot_open_tasks_without_end() {
+    let mut bench = Bench::new(None).await;
+    for _ in 0..DEFAULT_MAX_OPEN_TASKS_PER_CREATOR {
+        bench.task(1, &[], &[]).await;
+    }
+    // The helper's creator, funded for one more task.
+    let creator = identity(500);
+    let admin = bench.admin.clone();
+    bench.ok(&admin, &Issue { to: creator.public_key(), amount: 1_000 * STAR }, None).await;
+    let model = payload([0.0, 0.0]);
+    let create =
+        CreateTask { spec: spec(1), initial_model: ContentHash::of(&model), initial_model_len: model.len() as u64 };
+    let refused = bench.send(&creator, &create, Some(&model)).await.unwrap_err();
+    assert_eq!(refused.code, ErrorCode::RateLimited, "{refused}");
+    let tasks = bench.store.tasks(starling_staking::PageRequest::first(100)).await.unwrap().items;
+    assert_eq!(tasks.len() as u64, DEFAULT_MAX_OPEN_TASKS_PER_CREATOR);
+    // Another creator is not held back by the first one's tasks.
+    let other = identity(501);
+    bench.ok(&admin, &Issue { to: other.public_key(), amount: 1_000 * STAR }, None).await;
+    assert!(matches!(bench.ok(&other, &create, Some(&model)).await, ResponseBody::TaskCreated { .. }));
 }

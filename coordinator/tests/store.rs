@@ -194,6 +194,20 @@ async fn state_cas<S: CoordinatorStore>(store: Arc<S>) {
 
 on_every_store!(state_saves_compare_and_set_their_version: state_cas);
 
+async fn open_tasks<S: CoordinatorStore>(store: Arc<S>) {
+    let first = store.create_task(&new_task(1)).await.unwrap();
+    store.create_task(&NewTask { spec: spec("second"), ..new_task(1) }).await.unwrap();
+    store.create_task(&new_task(2)).await.unwrap();
+    assert_eq!(store.open_tasks_of(&key(1)).await.unwrap(), 2);
+    assert_eq!(store.open_tasks_of(&key(2)).await.unwrap(), 1);
+    assert_eq!(store.open_tasks_of(&key(3)).await.unwrap(), 0);
+    // A finished task no longer counts.
+    store.save_state(first, 0, b"done", true).await.unwrap();
+    assert_eq!(store.open_tasks_of(&key(1)).await.unwrap(), 1);
+}
+
+on_every_store!(open_tasks_are_counted_per_creator: open_tasks);
+
 async fn racing_saves<S: CoordinatorStore + 'static>(store: Arc<S>) {
     let task = store.create_task(&new_task(1)).await.unwrap();
     // Eight coordinators all try to advance version 0: exactly one wins.

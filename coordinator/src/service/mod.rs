@@ -82,6 +82,9 @@ use task_slot::TaskSlot;
 /// times the zoo's CNN.
 pub const DEFAULT_MAX_MODEL_BYTES: u64 = 256 << 20;
 
+/// [`ServiceConfig::max_open_tasks_per_creator`] unless set.
+pub const DEFAULT_MAX_OPEN_TASKS_PER_CREATOR: u64 = 16;
+
 /// How a coordinator runs its tasks.
 #[derive(Debug, Clone)]
 pub struct ServiceConfig {
@@ -101,6 +104,9 @@ pub struct ServiceConfig {
     /// bytes: a task whose payload limit or initial model is larger is
     /// refused before a byte of it is read.
     pub max_model_bytes: u64,
+    /// How many unfinished tasks one creator may have at once: a key cannot
+    /// make the coordinator drive tasks without end.
+    pub max_open_tasks_per_creator: u64,
     /// Timestamp and nonce window of signed requests.
     pub replay: ReplayConfig,
     /// The ledger's parameters (the same the ledger store was opened with):
@@ -127,6 +133,7 @@ impl ServiceConfig {
             tick: Duration::from_millis(250),
             harm_threshold: None,
             max_model_bytes: DEFAULT_MAX_MODEL_BYTES,
+            max_open_tasks_per_creator: DEFAULT_MAX_OPEN_TASKS_PER_CREATOR,
             replay: ReplayConfig::default(),
             params: Params::default(),
             market: MarketParams::default(),

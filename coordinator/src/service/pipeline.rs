@@ -7,9 +7,9 @@
 //!    nonce: a replay is refused), then the message's own field rules;
 //! 2. *precheck*: for an upload, whether it may be sent at all (the task,
 //!    round, phase, sampling and base model of an update; for a new task,
-//!    the coordinator's largest model and the creator's balance), before a
-//!    byte of its blob is read, so a client never sends megabytes into a
-//!    refusal and an unfunded key stores nothing;
+//!    the coordinator's largest model, the creator's balance and open
+//!    tasks), before a byte of its blob is read, so a client never sends
+//!    megabytes into a refusal and an unfunded key stores nothing;
 //! 3. *receive*: the blob, from the request's [`Body`] (see
 //!    [`upload`](super::upload));
 //! 4. *execute*: the request's effect ([`task_requests`](super::task_requests),
@@ -28,7 +28,7 @@ use starling_staking::LedgerStore;
 use super::Coordinator;
 use super::update_check::precheck_update;
 use super::upload::{Body, InMemory, Received, receive_model, receive_update};
-use super::wire_error::{ledger_error, refuse};
+use super::wire_error::{ledger_error, refuse, store_error};
 use crate::artifacts::ArtifactStore;
 use crate::store::CoordinatorStore;
 
@@ -124,6 +124,14 @@ where
                             create.spec.reward_pool,
                             free.micro()
                         ),
+                    ));
+                }
+                let open = self.inner.store.open_tasks_of(&verified.signer).await.map_err(|e| store_error(&e))?;
+                let cap = self.inner.config.max_open_tasks_per_creator;
+                if open >= cap {
+                    return Err(refuse(
+                        ErrorCode::RateLimited,
+                        format!("the creator has {open} unfinished tasks, the most this coordinator runs for one key"),
                     ));
                 }
                 Ok(())

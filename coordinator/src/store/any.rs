@@ -55,6 +55,10 @@ impl CoordinatorStore for AnyCoordinatorStore {
         forward!(self.tasks(page))
     }
 
+    async fn open_tasks_of(&self, creator: &PublicKey) -> Result<u64, StoreError> {
+        forward!(self.open_tasks_of(creator))
+    }
+
     async fn load_state(&self, task: TaskId) -> Result<TaskState, StoreError> {
         forward!(self.load_state(task))
     }

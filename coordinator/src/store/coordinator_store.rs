@@ -2,7 +2,7 @@
 
 use std::future::Future;
 
-use starling_protocol::{RoundNumber, TaskId};
+use starling_protocol::{PublicKey, RoundNumber, TaskId};
 use starling_staking::{Page, PageRequest};
 
 use super::records::{
@@ -29,6 +29,9 @@ pub trait CoordinatorStore: MarketStore + VerdictStore + Send + Sync {
 
     /// Registered tasks, newest first.
     fn tasks(&self, page: PageRequest) -> impl Future<Output = Result<Page<TaskRecord>, StoreError>> + Send;
+
+    /// How many of `creator`'s tasks have not finished.
+    fn open_tasks_of(&self, creator: &PublicKey) -> impl Future<Output = Result<u64, StoreError>> + Send;
 
     /// The task's persisted round machine; [`StoreError::UnknownTask`] if
     /// there is no such task.

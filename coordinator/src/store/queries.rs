@@ -86,6 +86,21 @@ macro_rules! coordinator_store {
                 Ok($crate::store::Page::from_rows(rows, limit))
             }
 
+            async fn open_tasks_of(
+                &self,
+                creator: &starling_protocol::PublicKey,
+            ) -> Result<u64, $crate::store::StoreError> {
+                use $crate::store::rows::*;
+                let (count,) = sqlx::query_as::<_, (i64,)>(
+                    "SELECT COUNT(*) FROM tasks JOIN task_states ON task_states.task = tasks.id \
+                     WHERE tasks.creator = $1 AND NOT task_states.finished",
+                )
+                .bind(creator.as_bytes().as_slice())
+                .fetch_one(&self.pool)
+                .await?;
+                uint("open tasks", count)
+            }
+
             async fn load_state(
                 &self,
                 task: starling_protocol::TaskId,
