@@ -123,12 +123,16 @@ where
         });
     }
 
-    /// How long the driver may sleep: until the next deadline, at most a tick.
+    /// How long the driver may sleep (see [`pause`]).
     async fn pause(&self, slot: &TaskSlot) -> Duration {
-        let tick = self.inner.config.tick;
-        let deadline = slot.runtime.lock().await.machine.next_deadline();
-        let now = self.now().get();
-        deadline.map_or(tick, |d| Duration::from_millis(d.get().saturating_sub(now)).min(tick))
+        let (started, deadline) = {
+            let runtime = slot.runtime.lock().await;
+            (runtime.machine.is_started(), runtime.machine.next_deadline())
+        };
+        let window = u64::try_from(self.inner.config.join_window.as_millis()).unwrap_or(u64::MAX);
+        let window_end = slot.record.created_at.get().saturating_add(window);
+        let waiting = (!started).then_some(window_end);
+        pause(self.now().get(), waiting, deadline.map(|d| d.get()), self.inner.config.tick)
     }
 
     /// One pass of the driver.
@@ -247,5 +251,51 @@ where
             };
         }
         Ok(participants)
+    }
+}
+
+/// How often a task that waits for participants looks again when nothing
+/// woke it: a join wakes it at once; this catches stake that changed
+/// without a join.
+pub(crate) const WAITING_RECHECK: Duration = Duration::from_secs(30);
+
+/// How long a task's driver may sleep at `now` (Unix ms). A running task:
+/// until its next deadline, at most a `tick`. A task waiting for
+/// participants (`waiting`: the end of its join window): until the window
+/// ends, then [`WAITING_RECHECK`] at a time, since each look reads every
+/// join and stake from the store and a task nobody joins must not cost a
+/// query every tick for ever.
+pub(crate) fn pause(now: u64, waiting: Option<u64>, deadline: Option<u64>, tick: Duration) -> Duration {
+    match waiting {
+        Some(window_end) if now < window_end => Duration::from_millis(window_end - now).min(WAITING_RECHECK.max(tick)),
+        Some(_) => WAITING_RECHECK.max(tick),
+        None => deadline.map_or(tick, |d| Duration::from_millis(d.saturating_sub(now)).min(tick)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const TICK: Duration = Duration::from_millis(250);
+
+    #[test]
+    fn a_running_task_sleeps_to_its_deadline_at_most_a_tick() {
+        assert_eq!(pause(1_000, None, Some(1_100), TICK), Duration::from_millis(100));
+        assert_eq!(pause(1_000, None, Some(9_000), TICK), TICK);
+        assert_eq!(pause(1_000, None, Some(900), TICK), Duration::ZERO, "a passed deadline: now");
+        assert_eq!(pause(1_000, None, None, TICK), TICK);
+    }
+
+    #[test]
+    fn a_task_nobody_joins_is_looked_at_rarely() {
+        // Inside its join window it wakes when the window ends (or on a join).
+        assert_eq!(pause(1_000, Some(3_000), None, TICK), Duration::from_millis(2_000));
+        assert_eq!(pause(1_000, Some(1_000_000), None, TICK), WAITING_RECHECK);
+        // After it, every WAITING_RECHECK, not every tick.
+        assert_eq!(pause(5_000, Some(3_000), None, TICK), WAITING_RECHECK);
+        assert!(WAITING_RECHECK >= 100 * TICK);
+        // A service configured with a tick longer than that keeps its tick.
+        assert_eq!(pause(5_000, Some(3_000), None, Duration::from_secs(60)), Duration::from_secs(60));
     }
 }
