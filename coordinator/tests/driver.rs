@@ -150,18 +150,21 @@ impl Bench {
         }
     }
 
-    /// Posts a task from a funded creator and has `trainers` and
-    /// `validators` join it.
-    async fn task(&mut self, rounds: u32, trainers: &[Identity], validators: &[Identity]) -> TaskId {
+    /// The creator of every task (`identity(500)`), given 1,000 STAR more,
+    /// with a request for a task of `rounds` rounds and its initial model.
+    async fn create_request(&mut self, rounds: u32) -> (Identity, CreateTask, Vec<u8>) {
         let creator = identity(500);
         let admin = self.admin.clone();
         self.ok(&admin, &Issue { to: creator.public_key(), amount: 1_000 * STAR }, None).await;
         let model = payload([0.0, 0.0]);
-        let create = CreateTask {
-            spec: spec(rounds),
-            initial_model: ContentHash::of(&model),
-            initial_model_len: model.len() as u64,
-        };
+        let initial_model = ContentHash::of(&model);
+        (creator, CreateTask { spec: spec(rounds), initial_model, initial_model_len: model.len() as u64 }, model)
+    }
+
+    /// Posts a task from a funded creator and has `trainers` and
+    /// `validators` join it.
+    async fn task(&mut self, rounds: u32, trainers: &[Identity], validators: &[Identity]) -> TaskId {
+        let (creator, create, model) = self.create_request(rounds).await;
         let ResponseBody::TaskCreated { task } = self.ok(&creator, &create, Some(&model)).await else { panic!() };
         for (who, role) in
             trainers.iter().map(|t| (t, Role::Trainer)).chain(validators.iter().map(|v| (v, Role::Validator)))
@@ -391,12 +394,7 @@ async fn a_broken_evaluator_does_not_stall_the_task() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_request_from_before_a_restart_cannot_be_replayed_after_it() {
     let mut bench = Bench::new(None).await;
-    let creator = identity(500);
-    let admin = bench.admin.clone();
-    bench.ok(&admin, &Issue { to: creator.public_key(), amount: 1_000 * STAR }, None).await;
-    let model = payload([0.0, 0.0]);
-    let create =
-        CreateTask { spec: spec(1), initial_model: ContentHash::of(&model), initial_model_len: model.len() as u64 };
+    let (creator, create, model) = bench.create_request(1).await;
     let nonce = Nonce::generate(&mut bench.rng);
     let request = Request::sign(creator.signing_key(), &create, nonce, bench.clock.now().get()).unwrap();
     let refusal = |response: Response| match response {
@@ -417,7 +415,7 @@ async fn a_request_from_before_a_restart_cannot_be_replayed_after_it() {
     assert_eq!(tasks.len(), 1, "one task, escrowed once");
     assert_eq!(bench.free(&creator).await, 900 * STAR);
     // A request signed now is taken as usual.
-    bench.ok(&admin, &Issue { to: creator.public_key(), amount: STAR }, None).await;
+    assert!(matches!(bench.ok(&creator, &create, Some(&model)).await, ResponseBody::TaskCreated { .. }));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -426,19 +424,46 @@ async fn a_creator_cannot_open_tasks_without_end() {
     for _ in 0..DEFAULT_MAX_OPEN_TASKS_PER_CREATOR {
         bench.task(1, &[], &[]).await;
     }
-    // The helper's creator, funded for one more task.
-    let creator = identity(500);
-    let admin = bench.admin.clone();
-    bench.ok(&admin, &Issue { to: creator.public_key(), amount: 1_000 * STAR }, None).await;
-    let model = payload([0.0, 0.0]);
-    let create =
-        CreateTask { spec: spec(1), initial_model: ContentHash::of(&model), initial_model_len: model.len() as u64 };
+    // The same creator, funded for one more task.
+    let (creator, create, model) = bench.create_request(1).await;
     let refused = bench.send(&creator, &create, Some(&model)).await.unwrap_err();
     assert_eq!(refused.code, ErrorCode::RateLimited, "{refused}");
     let tasks = bench.store.tasks(starling_staking::PageRequest::first(100)).await.unwrap().items;
     assert_eq!(tasks.len() as u64, DEFAULT_MAX_OPEN_TASKS_PER_CREATOR);
     // Another creator is not held back by the first one's tasks.
     let other = identity(501);
+    let admin = bench.admin.clone();
     bench.ok(&admin, &Issue { to: other.public_key(), amount: 1_000 * STAR }, None).await;
     assert!(matches!(bench.ok(&other, &create, Some(&model)).await, ResponseBody::TaskCreated { .. }));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retried_update_hears_it_is_in_after_the_round_moved_on() {
+    let mut bench = Bench::new(None).await;
+    let (trainer, validator) = (identity(1), identity(11));
+    bench.fund_all(std::slice::from_ref(&trainer), std::slice::from_ref(&validator)).await;
+    let task = bench.task(2, std::slice::from_ref(&trainer), std::slice::from_ref(&validator)).await;
+    bench.drive(task).await;
+    let bytes = payload([1.0, 1.0]);
+    let mut updates = Vec::new();
+    for round in 0..2 {
+        let update = bench.update(task, [1.0, 1.0], 10).await;
+        let ResponseBody::UpdateAccepted { submission } = bench.ok(&trainer, &update, Some(&bytes)).await else {
+            panic!("round {round}")
+        };
+        bench.score(task, &validator, submission, 0.7).await;
+        bench.drive(task).await;
+        updates.push(update);
+    }
+    assert!(bench.service.machine(task).await.unwrap().is_finished());
+
+    // Each answer was lost; the trainer sends each update again, signed
+    // afresh, after its round has moved on and after the task has finished.
+    for update in &updates {
+        let again = bench.send(&trainer, update, Some(&bytes)).await.unwrap_err();
+        assert_eq!(again.code, ErrorCode::Duplicate, "round {}: {again}", update.round);
+    }
+    // A key that never submitted still hears what happened to the round.
+    let stranger = identity(2);
+    assert_eq!(bench.send(&stranger, &updates[0], Some(&bytes)).await.unwrap_err().code, ErrorCode::TaskFinished);
 }

@@ -102,8 +102,35 @@ where
         match &verified.message {
             SignedRequest::SubmitUpdate(update) => {
                 let slot = self.running(update.task).await?;
-                let runtime = slot.runtime.lock().await;
-                precheck_update(&runtime.machine, &verified.signer, update)
+                let (checked, current) = {
+                    let runtime = slot.runtime.lock().await;
+                    let checked = precheck_update(&runtime.machine, &verified.signer, update);
+                    (checked, runtime.machine.progress().map(|(round, _)| round))
+                };
+                match checked {
+                    // A retry whose first attempt was recorded (its answer
+                    // lost) learns that its update is in, even once the
+                    // round has moved on or the task has finished.
+                    Err(error)
+                        if matches!(error.code, ErrorCode::WrongRound | ErrorCode::TaskFinished)
+                            && current.is_some_and(|current| update.round <= current) =>
+                    {
+                        let earlier = self
+                            .inner
+                            .store
+                            .submissions(update.task, update.round)
+                            .await
+                            .map_err(|e| store_error(&e))?;
+                        if earlier.iter().any(|s| s.trainer == verified.signer) {
+                            return Err(refuse(
+                                ErrorCode::Duplicate,
+                                format!("{} already submitted in round {}", verified.signer, update.round),
+                            ));
+                        }
+                        Err(error)
+                    }
+                    other => other,
+                }
             }
             SignedRequest::CreateTask(create) => {
                 // Sizes first: they cost nothing to check.
