@@ -97,7 +97,7 @@ async fn serve(config: ServeConfig) -> Result<()> {
             .with_context(|| format!("loading or creating the TLS identity in {}", dir.display()))?,
         Tls::Files { cert, key } => ServerIdentity::from_pem_files(cert, key).context("loading the TLS certificate")?,
     };
-    let endpoint = server_endpoint(config.quic_addr, &identity, &Limits::default())
+    let endpoint = server_endpoint(config.quic_addr, &identity, &Limits::coordinator())
         .with_context(|| format!("listening on {} (QUIC)", config.quic_addr))?;
     let quic_addr = endpoint.local_addr()?;
     let serving = service.clone();

@@ -69,6 +69,15 @@ impl Default for Limits {
 }
 
 impl Limits {
+    /// What a Starling coordinator accepts: [`Limits::default`], except
+    /// that peers may open no unidirectional stream. The wire protocol
+    /// sends every request, and any blob with it, on one bidirectional
+    /// stream; a unidirectional stream would never be read, and each one a
+    /// peer opened would park up to a stream window of its bytes.
+    pub fn coordinator() -> Self {
+        Self { max_concurrent_uni_streams: 0, ..Self::default() }
+    }
+
     /// The quinn transport configuration these limits describe.
     pub fn transport_config(&self) -> Result<Arc<TransportConfig>, EndpointError> {
         let idle = IdleTimeout::try_from(self.idle_timeout)
@@ -100,6 +109,14 @@ mod tests {
         let limits = Limits::default();
         assert!(limits.stream_receive_window as usize > 1_663_370 * 4);
         assert!(limits.receive_window >= limits.stream_receive_window);
+        assert!(limits.transport_config().is_ok());
+    }
+
+    #[test]
+    fn a_coordinator_takes_no_unidirectional_streams() {
+        let limits = Limits::coordinator();
+        assert_eq!(limits.max_concurrent_uni_streams, 0);
+        assert_eq!(Limits { max_concurrent_uni_streams: 8, ..limits }, Limits::default());
         assert!(limits.transport_config().is_ok());
     }
 

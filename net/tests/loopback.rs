@@ -214,3 +214,23 @@ async fn a_ca_issued_certificate_is_checked_against_roots_and_name() -> Result<(
     serving.await?;
     Ok(())
 }
+
+#[tokio::test]
+async fn a_coordinator_lets_no_peer_park_unidirectional_streams() -> Result<()> {
+    let identity = ServerIdentity::ephemeral()?;
+    let server = server_endpoint(localhost(), &identity, &Limits::coordinator())?;
+    let addr = server.local_addr()?;
+    let serving = serve(server.clone());
+    let client = client_endpoint(localhost(), Trust::Pinned(identity.fingerprint()), &Limits::default())?;
+    let connection = connect_addr(&client, addr, "localhost").await?;
+
+    // No credit for a unidirectional stream is ever given...
+    let opened = tokio::time::timeout(std::time::Duration::from_millis(300), connection.open_uni()).await;
+    assert!(opened.is_err(), "a unidirectional stream was granted");
+    // ...while requests on bidirectional streams are served as usual.
+    assert_eq!(request(&connection, b"abc", 16).await?, b"cba");
+
+    server.close(VarInt::from_u32(0), b"shutdown");
+    serving.await?;
+    Ok(())
+}

@@ -152,7 +152,7 @@ impl Network {
             .await
             .context("starting the coordinator")?;
         let identity = ServerIdentity::ephemeral().context("making the coordinator's certificate")?;
-        let endpoint = server_endpoint(SocketAddr::from(([127, 0, 0, 1], 0)), &identity, &Limits::default())
+        let endpoint = server_endpoint(SocketAddr::from(([127, 0, 0, 1], 0)), &identity, &Limits::coordinator())
             .context("listening for QUIC on loopback")?;
         let addr = endpoint.local_addr()?;
         let serving = service.clone();

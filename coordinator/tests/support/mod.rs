@@ -138,7 +138,7 @@ impl Network {
         let evaluator = Arc::new(ModelEvaluator::new("mnist", &held_out));
         let service = Coordinator::start(store, ledger, artifacts, config, Some(evaluator)).await.unwrap();
         let identity = ServerIdentity::load_or_create(place.dir.path().join("tls")).unwrap();
-        let endpoint = server_endpoint(addr, &identity, &Limits::default()).unwrap();
+        let endpoint = server_endpoint(addr, &identity, &Limits::coordinator()).unwrap();
         let addr = endpoint.local_addr().unwrap();
         let serving = service.clone();
         let accept = endpoint.clone();
