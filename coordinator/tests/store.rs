@@ -302,6 +302,9 @@ async fn submissions_once<S: CoordinatorStore>(store: Arc<S>) {
     let next = submission(task, r(1), 1);
     assert_eq!(store.record_submission(&next).await.unwrap(), Recorded::Inserted);
 
+    assert_eq!(store.submission_of(task, r(0), &key(1)).await.unwrap(), Some(first.clone()));
+    assert_eq!(store.submission_of(task, r(0), &key(3)).await.unwrap(), None);
+    assert_eq!(store.submission_of(task, r(2), &key(1)).await.unwrap(), None);
     assert_eq!(store.submissions(task, r(0)).await.unwrap(), [first, rejected]);
     assert_eq!(store.submissions(task, r(1)).await.unwrap(), [next]);
     assert_eq!(store.submissions(task, r(2)).await.unwrap(), []);

@@ -115,13 +115,9 @@ where
                         if matches!(error.code, ErrorCode::WrongRound | ErrorCode::TaskFinished)
                             && current.is_some_and(|current| update.round <= current) =>
                     {
-                        let earlier = self
-                            .inner
-                            .store
-                            .submissions(update.task, update.round)
-                            .await
-                            .map_err(|e| store_error(&e))?;
-                        if earlier.iter().any(|s| s.trainer == verified.signer) {
+                        let store = &self.inner.store;
+                        let earlier = store.submission_of(update.task, update.round, &verified.signer).await;
+                        if earlier.map_err(|e| store_error(&e))?.is_some() {
                             return Err(refuse(
                                 ErrorCode::Duplicate,
                                 format!("{} already submitted in round {}", verified.signer, update.round),

@@ -93,6 +93,15 @@ impl CoordinatorStore for AnyCoordinatorStore {
         forward!(self.submissions(task, round))
     }
 
+    async fn submission_of(
+        &self,
+        task: TaskId,
+        round: RoundNumber,
+        trainer: &PublicKey,
+    ) -> Result<Option<SubmissionRecord>, StoreError> {
+        forward!(self.submission_of(task, round, trainer))
+    }
+
     async fn record_score(&self, score: &ScoreRecord) -> Result<Recorded, StoreError> {
         forward!(self.record_score(score))
     }

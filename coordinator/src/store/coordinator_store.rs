@@ -80,6 +80,15 @@ pub trait CoordinatorStore: MarketStore + VerdictStore + Send + Sync {
         round: RoundNumber,
     ) -> impl Future<Output = Result<Vec<SubmissionRecord>, StoreError>> + Send;
 
+    /// `trainer`'s submission to a round, if it made one (one indexed row,
+    /// whatever the round's size).
+    fn submission_of(
+        &self,
+        task: TaskId,
+        round: RoundNumber,
+        trainer: &PublicKey,
+    ) -> impl Future<Output = Result<Option<SubmissionRecord>, StoreError>> + Send;
+
     /// Records a validator's score of a recorded submission
     /// ([`StoreError::UnknownSubmission`] otherwise). One per (submission,
     /// validator): the same values again are [`Recorded::AlreadyRecorded`],

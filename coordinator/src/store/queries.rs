@@ -246,18 +246,8 @@ macro_rules! coordinator_store {
                     Err(e) if is_foreign_key_violation(&e) => return Err(StoreError::UnknownTask(s.task)),
                     Err(e) => return Err(e.into()),
                 }
-                let stored = sqlx::query_as::<_, SubmissionRow>(
-                    "SELECT task, round, trainer, submission, update_hash, len, samples, train_loss, \
-                     check_passed, check_reason, envelope, received_at FROM submissions \
-                     WHERE task = $1 AND round = $2 AND trainer = $3",
-                )
-                .bind(task)
-                .bind(i64::from(s.round.get()))
-                .bind(s.trainer.as_bytes().as_slice())
-                .fetch_optional(&self.pool)
-                .await?
-                .map(submission_record)
-                .transpose()?;
+                let stored =
+                    $crate::store::CoordinatorStore::submission_of(self, s.task, s.round, &s.trainer).await?;
                 // No row for this trainer: the conflict was on the
                 // submission id, held by another trainer's submission.
                 match stored {
@@ -284,6 +274,27 @@ macro_rules! coordinator_store {
                 .into_iter()
                 .map(submission_record)
                 .collect()
+            }
+
+            async fn submission_of(
+                &self,
+                task: starling_protocol::TaskId,
+                round: starling_protocol::RoundNumber,
+                trainer: &starling_protocol::PublicKey,
+            ) -> Result<Option<$crate::store::SubmissionRecord>, $crate::store::StoreError> {
+                use $crate::store::rows::*;
+                sqlx::query_as::<_, SubmissionRow>(
+                    "SELECT task, round, trainer, submission, update_hash, len, samples, train_loss, \
+                     check_passed, check_reason, envelope, received_at FROM submissions \
+                     WHERE task = $1 AND round = $2 AND trainer = $3",
+                )
+                .bind(task_column(task)?)
+                .bind(i64::from(round.get()))
+                .bind(trainer.as_bytes().as_slice())
+                .fetch_optional(&self.pool)
+                .await?
+                .map(submission_record)
+                .transpose()
             }
 
             async fn record_score(
