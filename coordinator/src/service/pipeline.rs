@@ -130,8 +130,10 @@ where
             }
             SignedRequest::CreateTask(create) => {
                 // Sizes first: they cost nothing to check.
+                // The initial model is within the payload limit (the message's
+                // own rules, checked in `verify`), so the limit is what counts.
                 let max = self.inner.config.max_model_bytes;
-                let largest = create.spec.payload_limit.max(create.initial_model_len);
+                let largest = create.spec.payload_limit;
                 if largest > max {
                     return Err(refuse(
                         ErrorCode::PayloadTooLarge,

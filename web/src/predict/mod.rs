@@ -32,10 +32,8 @@ impl Guards {
     /// Fresh state from the router's settings, for a router starting now:
     /// paid calls signed before now are refused (see [`signed::verifier`]).
     pub(crate) fn new(config: &WebConfig) -> Self {
-        let started = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
-        let started_ms = u64::try_from(started.as_millis()).unwrap_or(u64::MAX);
         Self {
-            verifier: Mutex::new(signed::verifier(config, started_ms)),
+            verifier: Mutex::new(signed::verifier(config, unix_ms())),
             anonymous: Mutex::new(RateLimiter::new(config.anonymous_rate, config.rate_limit_max_clients)),
             signed: Mutex::new(RateLimiter::new(config.signed_rate, config.rate_limit_max_clients)),
         }
@@ -50,6 +48,12 @@ impl Guards {
     pub(crate) fn admit_signed(&self, key: PublicKey, now: Instant) -> Result<(), Duration> {
         self.signed.lock().unwrap_or_else(PoisonError::into_inner).check(key, now)
     }
+}
+
+/// The server's clock in Unix milliseconds, for envelope freshness.
+pub(crate) fn unix_ms() -> u64 {
+    let since = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+    u64::try_from(since.as_millis()).unwrap_or(u64::MAX)
 }
 
 /// The rate-limited client behind `address`: the address itself for IPv4,

@@ -103,10 +103,7 @@ pub(crate) mod tests {
     use super::*;
 
     /// Unix milliseconds now, by this machine's clock.
-    pub(crate) fn now_ms() -> u64 {
-        let since = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap();
-        u64::try_from(since.as_millis()).unwrap()
-    }
+    pub(crate) use crate::predict::unix_ms as now_ms;
 
     /// The header text of `message` signed by `key` with `nonce` at `at_ms`.
     pub(crate) fn header(key: &SigningKey, message: &PredictRequest, nonce: u8, at_ms: u64) -> String {

@@ -3,7 +3,7 @@
 //! limit; or an unsigned call within its address's.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use axum::extract::{ConnectInfo, Request};
 use axum::http::StatusCode;
@@ -12,6 +12,7 @@ use starling_protocol::{ContentHash, PREDICT_ENVELOPE_HEADER};
 
 use crate::error::ApiError;
 use crate::predict::signed::{self, Refusal, SignedCall};
+use crate::predict::unix_ms;
 use crate::state::AppState;
 
 /// Where unsigned callers are counted when the router has no `ConnectInfo`.
@@ -82,10 +83,4 @@ fn refused(refusal: Refusal) -> ApiError {
 fn too_many(wait: Duration, message: &'static str) -> ApiError {
     let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
     ApiError::new(StatusCode::TOO_MANY_REQUESTS, "too_many_requests", message).with_retry_after(seconds.max(1))
-}
-
-/// The server's clock in Unix milliseconds, for envelope freshness.
-fn unix_ms() -> u64 {
-    let since = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
-    u64::try_from(since.as_millis()).unwrap_or(u64::MAX)
 }
