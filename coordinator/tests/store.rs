@@ -45,6 +45,14 @@ fn new_task(n: u8) -> NewTask {
     }
 }
 
+/// Registers `task` the way the coordinator does: reserve an id, then store
+/// the task under it.
+async fn create<S: CoordinatorStore>(store: &S, task: &NewTask) -> TaskId {
+    let id = store.reserve_task(&task.creator, task.created_at).await.unwrap();
+    store.create_task(id, task).await.unwrap();
+    id
+}
+
 fn submission(task: TaskId, round: RoundNumber, trainer: u8) -> SubmissionRecord {
     let update = ContentHash::of(&[b'u', trainer, round.get() as u8]);
     SubmissionRecord {
@@ -122,8 +130,8 @@ macro_rules! on_every_store {
     };
 }
 async fn tasks_round_trip<S: CoordinatorStore>(store: Arc<S>) {
-    let first = store.create_task(&new_task(1)).await.unwrap();
-    let second = store.create_task(&new_task(2)).await.unwrap();
+    let first = create(store.as_ref(), &new_task(1)).await;
+    let second = create(store.as_ref(), &new_task(2)).await;
     assert!(second > first, "ids count up");
     let stored = store.task(first).await.unwrap().expect("task exists");
     assert_eq!(stored.id, first);
@@ -140,10 +148,43 @@ async fn tasks_round_trip<S: CoordinatorStore>(store: Arc<S>) {
 
 on_every_store!(tasks_are_created_and_read_back: tasks_round_trip);
 
+async fn reservations<S: CoordinatorStore>(store: Arc<S>) {
+    let task = new_task(1);
+    let at = task.created_at;
+    let first = store.reserve_task(&key(1), at).await.unwrap();
+    let second = store.reserve_task(&key(2), at).await.unwrap();
+    assert!(second > first, "reserved ids count up");
+    // Only the reservation's own creator can store a task under it, once.
+    assert!(matches!(store.create_task(second, &task).await, Err(StoreError::UnknownTask(id)) if id == second));
+    assert!(matches!(store.create_task(TaskId::new(999), &task).await, Err(StoreError::UnknownTask(_))));
+    store.create_task(first, &task).await.unwrap();
+    assert!(matches!(store.create_task(first, &task).await, Err(StoreError::UnknownTask(_))));
+    assert_eq!(store.task(first).await.unwrap().unwrap().creator, key(1));
+    // Left behind: listed once older than the cut-off, never the spent one.
+    let later = ms(at.get() + 1);
+    assert_eq!(store.reservations(at).await.unwrap(), []);
+    assert_eq!(store.reservations(later).await.unwrap(), [(second, key(2))]);
+    // Abandoned: listed whatever its age, and never a task.
+    let third = store.reserve_task(&key(1), later).await.unwrap();
+    store.abandon_reservation(third).await.unwrap();
+    assert_eq!(store.reservations(at).await.unwrap(), [(third, key(1))]);
+    assert!(matches!(store.create_task(third, &task).await, Err(StoreError::UnknownTask(_))));
+    store.release_reservation(second).await.unwrap();
+    store.release_reservation(third).await.unwrap();
+    store.release_reservation(third).await.unwrap();
+    assert_eq!(store.reservations(later).await.unwrap(), []);
+    // Ids are never reused, nor any task stored under a released one.
+    assert!(store.reserve_task(&key(1), later).await.unwrap() > third);
+    assert_eq!(store.task(second).await.unwrap(), None);
+    assert_eq!(store.unfinished_tasks().await.unwrap(), [first]);
+}
+
+on_every_store!(a_task_is_stored_only_under_its_creators_live_reservation: reservations);
+
 async fn tasks_page<S: CoordinatorStore>(store: Arc<S>) {
     let mut ids = Vec::new();
     for n in 1..=7 {
-        ids.push(store.create_task(&new_task(n)).await.unwrap());
+        ids.push(create(store.as_ref(), &new_task(n)).await);
     }
     ids.reverse(); // newest first
     let mut seen = Vec::new();
@@ -171,8 +212,8 @@ async fn tasks_page<S: CoordinatorStore>(store: Arc<S>) {
 on_every_store!(tasks_are_listed_newest_first_in_pages: tasks_page);
 
 async fn state_cas<S: CoordinatorStore>(store: Arc<S>) {
-    let task = store.create_task(&new_task(1)).await.unwrap();
-    let other = store.create_task(&new_task(2)).await.unwrap();
+    let task = create(store.as_ref(), &new_task(1)).await;
+    let other = create(store.as_ref(), &new_task(2)).await;
     assert_eq!(store.save_state(task, 0, b"one", false).await.unwrap(), 1);
     assert_eq!(store.save_state(task, 1, b"two", false).await.unwrap(), 2);
     // A second coordinator that loaded version 1 cannot overwrite version 2.
@@ -195,9 +236,9 @@ async fn state_cas<S: CoordinatorStore>(store: Arc<S>) {
 on_every_store!(state_saves_compare_and_set_their_version: state_cas);
 
 async fn open_tasks<S: CoordinatorStore>(store: Arc<S>) {
-    let first = store.create_task(&new_task(1)).await.unwrap();
-    store.create_task(&NewTask { spec: spec("second"), ..new_task(1) }).await.unwrap();
-    store.create_task(&new_task(2)).await.unwrap();
+    let first = create(store.as_ref(), &new_task(1)).await;
+    create(store.as_ref(), &NewTask { spec: spec("second"), ..new_task(1) }).await;
+    create(store.as_ref(), &new_task(2)).await;
     assert_eq!(store.open_tasks_of(&key(1)).await.unwrap(), 2);
     assert_eq!(store.open_tasks_of(&key(2)).await.unwrap(), 1);
     assert_eq!(store.open_tasks_of(&key(3)).await.unwrap(), 0);
@@ -209,7 +250,7 @@ async fn open_tasks<S: CoordinatorStore>(store: Arc<S>) {
 on_every_store!(open_tasks_are_counted_per_creator: open_tasks);
 
 async fn racing_saves<S: CoordinatorStore + 'static>(store: Arc<S>) {
-    let task = store.create_task(&new_task(1)).await.unwrap();
+    let task = create(store.as_ref(), &new_task(1)).await;
     // Eight coordinators all try to advance version 0: exactly one wins.
     let attempts: Vec<_> = (0..8u8)
         .map(|n| {
@@ -233,7 +274,7 @@ on_every_store!(only_one_of_racing_saves_wins: racing_saves, flavor = "multi_thr
 async fn machine_round_trip<S: CoordinatorStore>(store: Arc<S>) {
     // The shell's loop: persist the machine after every transition.
     let new = new_task(1);
-    let task = store.create_task(&new).await.unwrap();
+    let task = create(store.as_ref(), &new).await;
     let mut machine = RoundMachine::new(task, new.spec.clone(), RoundConfig::new(7)).unwrap();
     let participants = Participants {
         trainers: [(key(1), 100), (key(2), 100)].into_iter().collect(),
@@ -251,8 +292,8 @@ async fn machine_round_trip<S: CoordinatorStore>(store: Arc<S>) {
 on_every_store!(a_round_machine_survives_a_save_and_load: machine_round_trip);
 
 async fn joins_once<S: CoordinatorStore>(store: Arc<S>) {
-    let task = store.create_task(&new_task(1)).await.unwrap();
-    let other = store.create_task(&new_task(2)).await.unwrap();
+    let task = create(store.as_ref(), &new_task(1)).await;
+    let other = create(store.as_ref(), &new_task(2)).await;
     let join = |k: u8, role, at| Join { task, participant: key(k), role, joined_at: ms(at) };
     assert_eq!(store.record_join(&join(5, Role::Trainer, 10)).await.unwrap(), Recorded::Inserted);
     assert_eq!(store.record_join(&join(3, Role::Validator, 11)).await.unwrap(), Recorded::Inserted);
@@ -272,7 +313,7 @@ async fn joins_once<S: CoordinatorStore>(store: Arc<S>) {
 on_every_store!(joins_are_recorded_once_per_key_and_role: joins_once);
 
 async fn submissions_once<S: CoordinatorStore>(store: Arc<S>) {
-    let task = store.create_task(&new_task(1)).await.unwrap();
+    let task = create(store.as_ref(), &new_task(1)).await;
     let first = submission(task, r(0), 1);
     assert_eq!(store.record_submission(&first).await.unwrap(), Recorded::Inserted);
     // A retry after a lost acknowledgement: same content, a re-signed
@@ -322,7 +363,7 @@ async fn submissions_once<S: CoordinatorStore>(store: Arc<S>) {
 on_every_store!(one_submission_per_trainer_and_round_with_idempotent_retries: submissions_once);
 
 async fn racing_submissions<S: CoordinatorStore + 'static>(store: Arc<S>) {
-    let task = store.create_task(&new_task(1)).await.unwrap();
+    let task = create(store.as_ref(), &new_task(1)).await;
     // The same upload arrives on several connections at once, plus one
     // different upload: the first wins, its copies are retries, and the
     // different one is refused only if it lost.
@@ -352,7 +393,7 @@ async fn racing_submissions<S: CoordinatorStore + 'static>(store: Arc<S>) {
 on_every_store!(racing_submissions_insert_once: racing_submissions, flavor = "multi_thread", worker_threads = 4);
 
 async fn scores_once<S: CoordinatorStore>(store: Arc<S>) {
-    let task = store.create_task(&new_task(1)).await.unwrap();
+    let task = create(store.as_ref(), &new_task(1)).await;
     let a = submission(task, r(0), 1);
     let b = submission(task, r(0), 2);
     store.record_submission(&a).await.unwrap();
@@ -391,8 +432,8 @@ async fn scores_once<S: CoordinatorStore>(store: Arc<S>) {
 on_every_store!(one_score_per_validator_and_submission_with_idempotent_retries: scores_once);
 
 async fn rounds_history<S: CoordinatorStore>(store: Arc<S>) {
-    let task = store.create_task(&new_task(1)).await.unwrap();
-    let other = store.create_task(&new_task(2)).await.unwrap();
+    let task = create(store.as_ref(), &new_task(1)).await;
+    let other = create(store.as_ref(), &new_task(2)).await;
     for round in 0..5 {
         assert_eq!(store.record_round(&round_record(task, round)).await.unwrap(), Recorded::Inserted);
     }
@@ -420,7 +461,7 @@ async fn rounds_history<S: CoordinatorStore>(store: Arc<S>) {
 on_every_store!(settled_rounds_are_recorded_once_and_listed_in_pages: rounds_history);
 
 async fn leases<S: CoordinatorStore>(store: Arc<S>) {
-    let task = store.create_task(&new_task(1)).await.unwrap();
+    let task = create(store.as_ref(), &new_task(1)).await;
     assert_eq!(store.lease(task).await.unwrap(), None);
     assert!(store.acquire_lease(task, "a", ms(1_000), ms(0)).await.unwrap());
     // Exclusive while it lasts.
@@ -445,7 +486,7 @@ async fn leases<S: CoordinatorStore>(store: Arc<S>) {
     assert_eq!(store.lease(task).await.unwrap(), None);
     assert!(store.acquire_lease(task, "a", ms(6_000), ms(3_000)).await.unwrap());
     // Leases are per task.
-    let other = store.create_task(&new_task(2)).await.unwrap();
+    let other = create(store.as_ref(), &new_task(2)).await;
     assert!(store.acquire_lease(other, "b", ms(6_000), ms(3_000)).await.unwrap());
     let missing = TaskId::new(other.get() + 1);
     assert!(matches!(store.acquire_lease(missing, "a", ms(1), ms(0)).await, Err(StoreError::UnknownTask(_))));
@@ -454,7 +495,7 @@ async fn leases<S: CoordinatorStore>(store: Arc<S>) {
 on_every_store!(leases_are_exclusive_until_they_expire: leases);
 
 async fn racing_leases<S: CoordinatorStore + 'static>(store: Arc<S>) {
-    let task = store.create_task(&new_task(1)).await.unwrap();
+    let task = create(store.as_ref(), &new_task(1)).await;
     // An expired lease, and eight coordinators after it at once.
     assert!(store.acquire_lease(task, "old", ms(100), ms(0)).await.unwrap());
     let attempts: Vec<_> = (0..8)
@@ -493,7 +534,7 @@ async fn a_reopened_sqlite_file_keeps_everything() {
     let url = format!("sqlite://{}", dir.path().join("coordinator.db").display());
     let (task, sub) = {
         let store = SqliteCoordinatorStore::open(&url).await.unwrap();
-        let task = store.create_task(&new_task(1)).await.unwrap();
+        let task = create(&store, &new_task(1)).await;
         store.save_state(task, 0, b"machine", false).await.unwrap();
         let sub = submission(task, r(0), 1);
         store.record_submission(&sub).await.unwrap();
@@ -515,7 +556,7 @@ async fn a_reopened_sqlite_file_keeps_everything() {
     // Retries after the restart are still recognised.
     assert_eq!(store.record_submission(&sub).await.unwrap(), Recorded::AlreadyRecorded);
     // Ids are never reused.
-    assert!(store.create_task(&new_task(2)).await.unwrap() > task);
+    assert!(create(&store, &new_task(2)).await > task);
 }
 
 #[tokio::test]
@@ -525,7 +566,7 @@ async fn migrations_run_twice_on_postgres() {
     let (_, options) = starling_staking::scratch_schema(&url, "c_twice").await.unwrap();
     let task = {
         let store = PostgresCoordinatorStore::connect_with(options.clone()).await.unwrap();
-        store.create_task(&new_task(1)).await.unwrap()
+        create(&store, &new_task(1)).await
     };
     let store = PostgresCoordinatorStore::connect_with(options).await.unwrap();
     assert!(store.task(task).await.unwrap().is_some());
@@ -540,7 +581,7 @@ async fn the_coordinator_migrates_a_database_the_ledger_created() {
     let url = format!("sqlite://{}", dir.path().join("shared.db").display());
     let ledger = SqliteStore::open(&url, key(0), Params::default()).await.unwrap();
     let coordinator = SqliteCoordinatorStore::open(&url).await.unwrap();
-    let task = coordinator.create_task(&new_task(1)).await.unwrap();
+    let task = create(&coordinator, &new_task(1)).await;
     assert_eq!(ledger.audit().await.unwrap().issued.micro(), 0);
     // The coordinator restarts with the ledger still open: fine.
     drop(coordinator);
@@ -557,7 +598,7 @@ async fn the_coordinator_migrates_a_postgres_database_the_ledger_created() {
     let (_, options) = starling_staking::scratch_schema(&url, "c_shared").await.unwrap();
     let ledger = PostgresStore::connect(options.clone(), key(0), Params::default()).await.unwrap();
     let coordinator = PostgresCoordinatorStore::connect_with(options.clone()).await.unwrap();
-    let task = coordinator.create_task(&new_task(1)).await.unwrap();
+    let task = create(&coordinator, &new_task(1)).await;
     assert_eq!(ledger.audit().await.unwrap().issued.micro(), 0);
     let coordinator = PostgresCoordinatorStore::connect_with(options).await.unwrap();
     assert!(coordinator.task(task).await.unwrap().is_some());
@@ -572,7 +613,7 @@ async fn the_ledger_opens_a_database_the_coordinator_migrated() {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}", dir.path().join("shared.db").display());
     let coordinator = SqliteCoordinatorStore::open(&url).await.unwrap();
-    let task = coordinator.create_task(&new_task(1)).await.unwrap();
+    let task = create(&coordinator, &new_task(1)).await;
     let ledger = SqliteStore::open(&url, key(0), Params::default()).await.expect("the ledger tolerates version 100");
     assert_eq!(ledger.audit().await.unwrap().issued.micro(), 0);
     drop((coordinator, ledger));
@@ -601,7 +642,7 @@ fn promotion(task: TaskId, creator: u8, name: &str, hash: u8) -> Promotion {
 async fn market_versions<S: CoordinatorStore>(store: Arc<S>) {
     let mut tasks = Vec::new();
     for n in [1, 1, 2, 1] {
-        tasks.push(store.create_task(&new_task(n)).await.unwrap());
+        tasks.push(create(store.as_ref(), &new_task(n)).await);
     }
     assert_eq!(store.market_models(PageRequest::first(10)).await.unwrap().items, vec![]);
     let first = store.promote(&promotion(tasks[0], 1, "toy-a", 1)).await.unwrap();
@@ -637,7 +678,7 @@ async fn market_versions<S: CoordinatorStore>(store: Arc<S>) {
     assert!(store.market_model(u64::MAX).await.unwrap().is_none());
 
     // Finished tasks without a version are the ones left to promote.
-    let unpromoted = store.create_task(&new_task(3)).await.unwrap();
+    let unpromoted = create(store.as_ref(), &new_task(3)).await;
     store.save_state(unpromoted, 0, b"done", true).await.unwrap();
     store.save_state(tasks[0], 0, b"done", true).await.unwrap();
     assert_eq!(store.finished_unpromoted().await.unwrap(), [unpromoted]);
@@ -716,7 +757,7 @@ fn verdicts(task: TaskId, round: u32) -> RoundVerdicts {
 }
 
 async fn verdicts_once<S: CoordinatorStore>(store: Arc<S>) {
-    let task = store.create_task(&new_task(1)).await.unwrap();
+    let task = create(store.as_ref(), &new_task(1)).await;
     assert_eq!(store.round_verdicts(task, r(0)).await.unwrap(), None);
     let first = verdicts(task, 0);
     assert_eq!(store.record_verdicts(&first).await.unwrap(), Recorded::Inserted);

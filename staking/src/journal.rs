@@ -26,6 +26,8 @@ pub enum EntryKind {
     Payment,
     /// Escrow into a task pool.
     Fund,
+    /// A task pool's balance back to its funder.
+    Refund,
     /// Money taken out of circulation on request.
     Burn,
     /// A round reward, from the pool to a node or delegator.
@@ -47,6 +49,7 @@ impl EntryKind {
             Self::Fee => "fee",
             Self::Payment => "payment",
             Self::Fund => "fund",
+            Self::Refund => "refund",
             Self::Burn => "burn",
             Self::Reward => "reward",
             Self::SlashToPool => "slash_to_pool",
@@ -64,6 +67,7 @@ impl EntryKind {
             Self::Fee,
             Self::Payment,
             Self::Fund,
+            Self::Refund,
             Self::Burn,
             Self::Reward,
             Self::SlashToPool,

@@ -92,6 +92,16 @@ pub enum Operation {
         /// Rounds the pool pays for; fixed by the first funding.
         total_rounds: u32,
     },
+    /// Close a task's pool and return what is left in it to `to` (the
+    /// task's creator, its only funder). Nothing can be funded or settled
+    /// for the task afterwards. Like [`SettleRound`](Self::SettleRound) it
+    /// is the coordinator's to ask: the caller decides who `to` is.
+    RefundTask {
+        /// The task.
+        task: TaskId,
+        /// Who receives the pool's balance.
+        to: PublicKey,
+    },
     /// Destroy free balance.
     Burn {
         /// Whose.
@@ -149,6 +159,9 @@ impl Operation {
             }
             Self::FundTask { funder, task, .. } => {
                 touched.free.insert(*funder);
+                touched.pools.insert(*task);
+            }
+            Self::RefundTask { task, .. } => {
                 touched.pools.insert(*task);
             }
             Self::SettleRound(report) => {

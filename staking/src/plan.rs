@@ -96,6 +96,12 @@ pub fn plan(op: &Operation, snapshot: &Snapshot, ctx: &Context) -> Result<Plan, 
             debit_free(snapshot, funder, *amount)?;
             plan.push(AccountRef::Free(*funder), AccountRef::TaskPool(*task), *amount, EntryKind::Fund);
         }
+        Operation::RefundTask { task, to } => {
+            let pool = snapshot.pools.get(task).ok_or(LedgerError::UnknownTask { task: *task })?;
+            // Closed: no round is left to fund or settle.
+            plan.pools.push((*task, pool.total_rounds, pool.total_rounds));
+            plan.push(AccountRef::TaskPool(*task), AccountRef::Free(*to), pool.balance, EntryKind::Refund);
+        }
         Operation::Burn { from, amount } => {
             nonzero(*amount)?;
             debit_free(snapshot, from, *amount)?;

@@ -200,3 +200,28 @@ fn task_pools_keep_their_round_count() {
     l.apply(&fund(5), Timestamp(0)).unwrap();
     assert_eq!(l.pool(TaskId::new(3)).unwrap().balance, micro(20));
 }
+
+#[test]
+fn a_refund_returns_the_pool_and_closes_it() {
+    let mut l = funded();
+    let task = TaskId::new(4);
+    let fund = Operation::FundTask { funder: key(1), task, amount: micro(300), total_rounds: 3 };
+    l.apply(&fund, Timestamp(0)).unwrap();
+    assert_eq!(l.free_balance(&key(1)), micro(1_000_000 - 300));
+
+    l.apply(&Operation::RefundTask { task, to: key(1) }, Timestamp(1)).unwrap();
+    assert_eq!(l.free_balance(&key(1)), micro(1_000_000));
+    let pool = l.pool(task).unwrap();
+    assert_eq!((pool.balance, pool.rounds_left()), (Amount::ZERO, 0));
+    // Closed: nothing more can go in, and a second refund moves nothing.
+    assert_eq!(l.apply(&fund, Timestamp(2)), Err(LedgerError::TaskFinished { task }));
+    l.apply(&Operation::RefundTask { task, to: key(2) }, Timestamp(3)).unwrap();
+    assert_eq!(l.free_balance(&key(2)), Amount::ZERO);
+    assert_eq!(l.issued(), micro(1_000_000), "a refund creates nothing");
+    // A pool that never existed is a typed refusal.
+    let unknown = TaskId::new(9);
+    assert_eq!(
+        l.apply(&Operation::RefundTask { task: unknown, to: key(1) }, Timestamp(4)),
+        Err(LedgerError::UnknownTask { task: unknown })
+    );
+}

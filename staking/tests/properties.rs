@@ -42,6 +42,7 @@ fn operation() -> impl Strategy<Value = Operation> {
         (k.clone(), task.clone(), amount.clone(), 0u32..4).prop_map(|(funder, task, amount, total_rounds)| {
             Operation::FundTask { funder, task, amount, total_rounds }
         }),
+        (task.clone(), k.clone()).prop_map(|(task, to)| Operation::RefundTask { task, to }),
         (k.clone(), amount.clone()).prop_map(|(from, amount)| Operation::Burn { from, amount }),
         (k.clone(), proptest::collection::vec((k.clone(), amount.clone()), 0..4), amount.clone())
             .prop_map(|(payer, shares, treasury)| Operation::PayFee { payer, shares, treasury }),

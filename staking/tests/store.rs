@@ -91,6 +91,17 @@ fn scenario() -> Vec<Operation> {
             rejected: vec![],
             validators: vec![],
         }),
+        // The rest of the pool back to its funder; then the closed pool
+        // refuses another round.
+        Operation::RefundTask { task: t, to: key(1) },
+        Operation::SettleRound(RoundReport {
+            task: t,
+            round: RoundNumber::new(1),
+            opened_at: Timestamp(10),
+            accepted: vec![],
+            rejected: vec![],
+            validators: vec![],
+        }),
         Operation::Burn { from: key(2), amount: micro(1_000) },
         Operation::Unstake { owner: key(2), bond: starling_staking::BondId(1) },
         Operation::Unstake { owner: key(3), bond: starling_staking::BondId(2) },

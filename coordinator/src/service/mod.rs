@@ -236,10 +236,16 @@ where
                 market,
             }),
         };
+        // Creations this process's predecessor died in the middle of: their
+        // pools (if escrowed) go back to their creators.
+        let started = coordinator.now();
+        for (task, creator) in coordinator.inner.store.reservations(started).await? {
+            coordinator.refund_reservation(task, creator).await?;
+        }
         for task in coordinator.inner.store.unfinished_tasks().await? {
             if coordinator.inner.ledger.pool(task).await?.is_none() {
-                // Created but never funded (the coordinator stopped between
-                // the two, or the funding was refused): it cannot pay anyone.
+                // Stored by a version that stored before it escrowed, and
+                // never funded: it cannot pay anyone.
                 coordinator.cancel(task).await;
                 continue;
             }

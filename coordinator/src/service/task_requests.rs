@@ -9,11 +9,11 @@ use starling_protocol::payload::decode_view;
 use starling_protocol::{
     CreateTask, ErrorCode, JoinTask, PublicKey, ResponseBody, Role, SubmitScore, SubmitUpdate, TaskId, WireError,
 };
-use starling_staking::{Amount, LedgerStore, Operation};
+use starling_staking::{Amount, LedgerError, LedgerStore, Operation};
 
-use super::Coordinator;
 use super::task_slot::Record;
 use super::wire_error::{artifact_error, internal, ledger_error, refuse, store_error};
+use super::{Coordinator, ServiceError};
 use crate::artifacts::ArtifactStore;
 use crate::round::{Event, PayloadCheck, ScoreValues};
 use crate::store::{CoordinatorStore, Join, NewTask, ScoreRecord, SubmissionRecord};
@@ -26,6 +26,11 @@ where
 {
     /// Registers a task with its initial `model`, escrows its reward pool
     /// and starts its driver.
+    ///
+    /// Escrow first, store second: a task id is reserved, the pool escrowed
+    /// under it, and only then are the model and the task's row written. A
+    /// creator whose pool the ledger refuses leaves nothing behind (no row,
+    /// no blob) but a spent number; a failure after the escrow refunds it.
     pub(crate) async fn create_task(
         &self,
         creator: PublicKey,
@@ -35,9 +40,8 @@ where
         let spec = create.spec;
         decode_view(model, &spec.model.tensors, spec.payload_limit_bytes()).map_err(|e| WireError::from_error(&e))?;
         let created_at = self.now();
-        self.inner.artifacts.put(create.initial_model, model).await.map_err(|e| artifact_error(&e))?;
-        let new = NewTask { creator, spec: spec.clone(), initial_model: create.initial_model, created_at };
-        let task = self.inner.store.create_task(&new).await.map_err(|e| store_error(&e))?;
+        let store = &self.inner.store;
+        let task = store.reserve_task(&creator, created_at).await.map_err(|e| store_error(&e))?;
         let fund = Operation::FundTask {
             funder: creator,
             task,
@@ -45,9 +49,26 @@ where
             total_rounds: spec.rounds,
         };
         if let Err(error) = self.inner.ledger.apply(&format!("fund:{task}"), &fund, created_at.to_ledger()).await {
-            // Nothing was escrowed: the task never runs.
-            self.cancel(task).await;
+            // A refusal escrowed nothing. A database failure may have
+            // committed before it failed: its reservation stays, for the
+            // start-up sweep to refund.
+            if matches!(error, starling_staking::StoreError::Ledger(_))
+                && let Err(release) = store.release_reservation(task).await
+            {
+                tracing::warn!(%task, "could not release a refused task's reservation: {release}");
+            }
             return Err(ledger_error(&error));
+        }
+        let new = NewTask { creator, spec: spec.clone(), initial_model: create.initial_model, created_at };
+        let stored = match self.inner.artifacts.put(create.initial_model, model).await {
+            Ok(_) => store.create_task(task, &new).await.map_err(|e| store_error(&e)),
+            Err(error) => Err(artifact_error(&error)),
+        };
+        if let Err(error) = stored {
+            if let Err(refund) = self.refund_reservation(task, creator).await {
+                tracing::error!(%task, "could not refund a task that was not stored (retried at start-up): {refund}");
+            }
+            return Err(error);
         }
         let slot = self.load_task(task).await.map_err(|e| internal("loading a new task", &e))?;
         self.run_task(slot);
@@ -55,7 +76,25 @@ where
         Ok(ResponseBody::TaskCreated { task })
     }
 
-    /// Marks a task that could not be funded as finished without running it.
+    /// Abandons a reservation, returns its pool (if one was escrowed) to its
+    /// creator and forgets it: for a creation that failed after its escrow,
+    /// and at start-up for one the process died in the middle of. Safe to
+    /// repeat (the refund is idempotent) and to race a creation still under
+    /// way elsewhere: once abandoned, the reservation cannot become a task.
+    pub(crate) async fn refund_reservation(&self, task: TaskId, creator: PublicKey) -> Result<(), ServiceError> {
+        self.inner.store.abandon_reservation(task).await?;
+        let refund = Operation::RefundTask { task, to: creator };
+        match self.inner.ledger.apply(&format!("refund:{task}"), &refund, self.now().to_ledger()).await {
+            Ok(_) | Err(starling_staking::StoreError::Ledger(LedgerError::UnknownTask { .. })) => {}
+            Err(error) => return Err(error.into()),
+        }
+        self.inner.store.release_reservation(task).await?;
+        tracing::info!(%task, %creator, "refunded a task that was never stored");
+        Ok(())
+    }
+
+    /// Marks a task that has no pool as finished without running it: only a
+    /// task stored before creation escrowed first can be one.
     pub(crate) async fn cancel(&self, task: TaskId) {
         if let Err(error) = self.inner.store.save_state(task, 0, &[], true).await {
             tracing::error!(%task, "could not mark an unfunded task finished: {error}");

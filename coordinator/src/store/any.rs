@@ -43,8 +43,24 @@ macro_rules! forward {
 }
 
 impl CoordinatorStore for AnyCoordinatorStore {
-    async fn create_task(&self, task: &NewTask) -> Result<TaskId, StoreError> {
-        forward!(self.create_task(task))
+    async fn reserve_task(&self, creator: &PublicKey, at: UnixMillis) -> Result<TaskId, StoreError> {
+        forward!(self.reserve_task(creator, at))
+    }
+
+    async fn create_task(&self, id: TaskId, task: &NewTask) -> Result<(), StoreError> {
+        forward!(self.create_task(id, task))
+    }
+
+    async fn abandon_reservation(&self, id: TaskId) -> Result<(), StoreError> {
+        forward!(self.abandon_reservation(id))
+    }
+
+    async fn release_reservation(&self, id: TaskId) -> Result<(), StoreError> {
+        forward!(self.release_reservation(id))
+    }
+
+    async fn reservations(&self, before: UnixMillis) -> Result<Vec<(TaskId, PublicKey)>, StoreError> {
+        forward!(self.reservations(before))
     }
 
     async fn task(&self, id: TaskId) -> Result<Option<TaskRecord>, StoreError> {

@@ -20,9 +20,40 @@ use crate::round::UnixMillis;
 /// [`Recorded::AlreadyRecorded`], a different one under the same key is
 /// [`StoreError::Duplicate`].
 pub trait CoordinatorStore: MarketStore + VerdictStore + Send + Sync {
-    /// Registers a task and returns the id assigned to it. Its state starts
-    /// at version 0 (nothing saved), unfinished.
-    fn create_task(&self, task: &NewTask) -> impl Future<Output = Result<TaskId, StoreError>> + Send;
+    /// Reserves a fresh task id for `creator`: unique, never reused, larger
+    /// than every id before it. Task creation is *escrow first, store
+    /// second*: the id is reserved, the ledger escrows the pool under it, and
+    /// only then is the task stored with [`create_task`](Self::create_task).
+    fn reserve_task(
+        &self,
+        creator: &PublicKey,
+        at: UnixMillis,
+    ) -> impl Future<Output = Result<TaskId, StoreError>> + Send;
+
+    /// Registers a task under `id`, which must be a reservation of the
+    /// task's creator (spent here, in the same transaction; anything else is
+    /// [`StoreError::UnknownTask`]). Its state starts at version 0 (nothing
+    /// saved), unfinished.
+    fn create_task(&self, id: TaskId, task: &NewTask) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Marks a reservation abandoned: from then on it can never become a
+    /// task ([`create_task`](Self::create_task) refuses it), so its pool can
+    /// be refunded without racing a creation that is still under way.
+    fn abandon_reservation(&self, id: TaskId) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Forgets a reservation that will not become a task (its escrow was
+    /// refused, or refunded after it was abandoned). Releasing one that is
+    /// gone does nothing.
+    fn release_reservation(&self, id: TaskId) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Reservations made before `before`, or abandoned, that never became
+    /// tasks, by id, with their creators: requests that died between escrow
+    /// and row (or whose refund failed), whose pools a coordinator refunds at
+    /// start-up.
+    fn reservations(
+        &self,
+        before: UnixMillis,
+    ) -> impl Future<Output = Result<Vec<(TaskId, PublicKey)>, StoreError>> + Send;
 
     /// A task, if it exists.
     fn task(&self, id: TaskId) -> impl Future<Output = Result<Option<TaskRecord>, StoreError>> + Send;

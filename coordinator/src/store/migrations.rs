@@ -16,12 +16,14 @@ pub(crate) const SQLITE: Embedded = &[
     (101, "participants", include_str!("../../../migrations/sqlite/0101_participants.sql")),
     (102, "market", include_str!("../../../migrations/sqlite/0102_market.sql")),
     (103, "verdicts", include_str!("../../../migrations/sqlite/0103_verdicts.sql")),
+    (104, "task reservations", include_str!("../../../migrations/sqlite/0104_task_reservations.sql")),
 ];
 pub(crate) const POSTGRES: Embedded = &[
     (100, "coordinator", include_str!("../../../migrations/postgres/0100_coordinator.sql")),
     (101, "participants", include_str!("../../../migrations/postgres/0101_participants.sql")),
     (102, "market", include_str!("../../../migrations/postgres/0102_market.sql")),
     (103, "verdicts", include_str!("../../../migrations/postgres/0103_verdicts.sql")),
+    (104, "task reservations", include_str!("../../../migrations/postgres/0104_task_reservations.sql")),
 ];
 
 #[cfg(test)]
@@ -47,7 +49,7 @@ mod tests {
             coordinator.run(&pool).await.unwrap();
             let versions: Vec<(i64,)> =
                 sqlx::query_as("SELECT version FROM _sqlx_migrations ORDER BY version").fetch_all(&pool).await.unwrap();
-            assert_eq!(versions, [(1,), (2,), (100,), (101,), (102,), (103,)]);
+            assert_eq!(versions, [(1,), (2,), (100,), (101,), (102,), (103,), (104,)]);
         }
     }
 

@@ -13,19 +13,47 @@
 macro_rules! coordinator_store {
     ($store:ident) => {
         impl $crate::store::CoordinatorStore for $store {
+            async fn reserve_task(
+                &self,
+                creator: &starling_protocol::PublicKey,
+                at: $crate::round::UnixMillis,
+            ) -> Result<starling_protocol::TaskId, $crate::store::StoreError> {
+                use $crate::store::rows::*;
+                let (id,) = sqlx::query_as::<_, (i64,)>(
+                    "INSERT INTO task_reservations (creator, reserved_at) VALUES ($1, $2) RETURNING id",
+                )
+                .bind(creator.as_bytes().as_slice())
+                .bind(int("reserved_at", at.get())?)
+                .fetch_one(&self.pool)
+                .await?;
+                task_from(id)
+            }
+
             async fn create_task(
                 &self,
+                id: starling_protocol::TaskId,
                 task: &$crate::store::NewTask,
-            ) -> Result<starling_protocol::TaskId, $crate::store::StoreError> {
+            ) -> Result<(), $crate::store::StoreError> {
                 use $crate::store::rows::*;
                 let spec = encode_spec(&task.spec)?;
                 let reward_pool = int("reward pool", task.spec.reward_pool)?;
                 let created_at = int("created_at", task.created_at.get())?;
+                let column = task_column(id)?;
                 let mut tx = self.pool.begin().await?;
-                let (id,) = sqlx::query_as::<_, (i64,)>(
-                    "INSERT INTO tasks (creator, model_name, dataset, rounds, reward_pool, initial_model, \
-                     created_at, spec) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
+                // The id must be this creator's live reservation, spent here.
+                let reserved = sqlx::query("DELETE FROM task_reservations WHERE id = $1 AND creator = $2 AND NOT abandoned")
+                    .bind(column)
+                    .bind(task.creator.as_bytes().as_slice())
+                    .execute(&mut *tx)
+                    .await?;
+                if reserved.rows_affected() != 1 {
+                    return Err($crate::store::StoreError::UnknownTask(id));
+                }
+                sqlx::query(
+                    "INSERT INTO tasks (id, creator, model_name, dataset, rounds, reward_pool, initial_model, \
+                     created_at, spec) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
                 )
+                .bind(column)
                 .bind(task.creator.as_bytes().as_slice())
                 .bind(task.spec.model.name.as_str())
                 .bind(task.spec.data.dataset.as_str())
@@ -34,15 +62,54 @@ macro_rules! coordinator_store {
                 .bind(task.initial_model.as_bytes().as_slice())
                 .bind(created_at)
                 .bind(spec)
-                .fetch_one(&mut *tx)
+                .execute(&mut *tx)
                 .await?;
                 sqlx::query("INSERT INTO task_states (task, version, finished, state) VALUES ($1, 0, $2, NULL)")
-                    .bind(id)
+                    .bind(column)
                     .bind(false)
                     .execute(&mut *tx)
                     .await?;
                 tx.commit().await?;
-                task_from(id)
+                Ok(())
+            }
+
+            async fn abandon_reservation(
+                &self,
+                id: starling_protocol::TaskId,
+            ) -> Result<(), $crate::store::StoreError> {
+                use $crate::store::rows::*;
+                sqlx::query("UPDATE task_reservations SET abandoned = $2 WHERE id = $1")
+                    .bind(task_column(id)?)
+                    .bind(true)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(())
+            }
+
+            async fn release_reservation(
+                &self,
+                id: starling_protocol::TaskId,
+            ) -> Result<(), $crate::store::StoreError> {
+                use $crate::store::rows::*;
+                sqlx::query("DELETE FROM task_reservations WHERE id = $1")
+                    .bind(task_column(id)?)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(())
+            }
+
+            async fn reservations(
+                &self,
+                before: $crate::round::UnixMillis,
+            ) -> Result<Vec<(starling_protocol::TaskId, starling_protocol::PublicKey)>, $crate::store::StoreError> {
+                use $crate::store::rows::*;
+                let rows = sqlx::query_as::<_, (i64, Vec<u8>)>(
+                    "SELECT id, creator FROM task_reservations WHERE reserved_at < $1 OR abandoned ORDER BY id",
+                )
+                .bind(int("reserved_at", before.get())?)
+                .fetch_all(&self.pool)
+                .await?;
+                rows.into_iter().map(|(id, creator)| Ok((task_from(id)?, key_from("creator", &creator)?))).collect()
             }
 
             async fn task(

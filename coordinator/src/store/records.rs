@@ -5,7 +5,7 @@ use starling_protocol::{ContentHash, PublicKey, Role, RoundNumber, SubmissionId,
 
 use crate::round::{PayloadCheck, ScoreValues, UnixMillis};
 
-/// A task to register; the store assigns its [`TaskId`].
+/// A task to register under a reserved [`TaskId`].
 #[derive(Debug, Clone, PartialEq)]
 pub struct NewTask {
     /// Who created (and funds) the task.
@@ -21,7 +21,8 @@ pub struct NewTask {
 /// A registered task.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TaskRecord {
-    /// The id the store assigned: unique, never reused, counting up from 1.
+    /// The id the store reserved for it: unique, never reused, counting up
+    /// from 1 (ids of reservations that never became tasks are skipped).
     pub id: TaskId,
     /// Who created the task.
     pub creator: PublicKey,

@@ -1,0 +1,20 @@
+-- Escrow first, store second. A new task's id is reserved here, then its
+-- reward pool is escrowed in the ledger under that id, and only then are its
+-- model and row stored (`tasks`, which takes the reserved id and deletes the
+-- reservation in the same transaction). A creator whose pool cannot be
+-- escrowed leaves nothing behind but a spent number. A reservation that
+-- outlives its request (the process died between escrow and row) is found at
+-- start-up, marked abandoned (after which it can no longer become a task),
+-- its pool refunded if there is one, and deleted.
+CREATE TABLE task_reservations (
+    id BIGSERIAL PRIMARY KEY,
+    creator BYTEA NOT NULL,
+    reserved_at BIGINT NOT NULL CHECK (reserved_at >= 0),
+    abandoned BOOLEAN NOT NULL DEFAULT FALSE
+);
+-- Ids go on after the tasks created before this table.
+SELECT setval(
+    pg_get_serial_sequence('task_reservations', 'id'),
+    COALESCE((SELECT MAX(id) FROM tasks), 0) + 1,
+    false
+);
