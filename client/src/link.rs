@@ -54,13 +54,18 @@ impl<T: Transport> Link<T> {
         message: &M,
         blob: Option<&[u8]>,
     ) -> Result<Answer, ClientError> {
-        let nonce = Nonce::generate(&mut rand::rng());
-        let request = Request::sign(identity.signing_key(), message, nonce, now_ms())?;
+        let request = self.sign(identity, message)?;
         let response = match blob {
             Some(blob) => self.transport.upload(&request, blob).await?,
             None => self.transport.call(&request).await?,
         };
         Ok(response.into_result())
+    }
+
+    /// `message` signed as `identity`, with a fresh nonce and the current time.
+    pub fn sign<M: Message>(&self, identity: &Identity, message: &M) -> Result<Request, ClientError> {
+        let nonce = Nonce::generate(&mut rand::rng());
+        Ok(Request::sign(identity.signing_key(), message, nonce, now_ms())?)
     }
 
     /// An unsigned read.

@@ -6,8 +6,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use starling_net::Identity;
 use starling_protocol::messages::ReadRequest;
 use starling_protocol::{
-    ContentHash, ErrorCode, JoinTask, Message, NamedTensor, PublicKey, ResponseBody, Role, RoundInfo, TaskId, TaskInfo,
-    TensorSpec, WireError,
+    ContentHash, ErrorCode, FetchUpdate, JoinTask, Message, NamedTensor, PublicKey, Request, ResponseBody, Role,
+    RoundInfo, TaskId, TaskInfo, TensorSpec, WireError,
 };
 
 use crate::backoff::Backoff;
@@ -186,15 +186,36 @@ impl<T: Transport> Session<T> {
         }
     }
 
-    /// The blob `hash`, at most `max_len` bytes, hash-checked.
+    /// The public model `hash`, at most `max_len` bytes, hash-checked.
     pub async fn fetch(
         &self,
         hash: ContentHash,
         max_len: u64,
         shutdown: &mut Shutdown,
     ) -> Result<Outcome<Vec<u8>>, ClientError> {
-        self.with_retries(Exchange::Fetch, shutdown, async || Ok(self.link.transport().fetch(hash, max_len).await?))
-            .await
+        let request = Request::Read(ReadRequest::FetchBlob { hash });
+        self.with_retries(Exchange::Fetch, shutdown, async || {
+            Ok(self.link.transport().fetch(&request, hash, max_len).await?)
+        })
+        .await
+    }
+
+    /// The update `hash` of `read.submission`, at most `max_len` bytes,
+    /// hash-checked: updates are private, so the request is signed (afresh
+    /// for every attempt) and the coordinator answers only the update's
+    /// trainer and the validators assigned to score it.
+    pub async fn fetch_update(
+        &self,
+        read: FetchUpdate,
+        hash: ContentHash,
+        max_len: u64,
+        shutdown: &mut Shutdown,
+    ) -> Result<Outcome<Vec<u8>>, ClientError> {
+        self.with_retries(Exchange::Fetch, shutdown, async || {
+            let request = self.link.sign(&self.identity, &read)?;
+            Ok(self.link.transport().fetch(&request, hash, max_len).await?)
+        })
+        .await
     }
 
     /// The model `hash` as exactly the tensors `specs`, from `cache` when

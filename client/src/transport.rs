@@ -12,7 +12,7 @@
 //! [`MAX_CONTROL_MESSAGE`] bytes.
 //!
 //! - **Plain request** (every read but `FetchBlob`, and every signed request
-//!   but `SubmitUpdate` and `CreateTask`): the client sends
+//!   but `SubmitUpdate`, `CreateTask` and `FetchUpdate`): the client sends
 //!   `frame(request)` and finishes its side; the server answers
 //!   `frame(response)` and finishes. This is [`starling_net::request`].
 //! - **Upload** (`SubmitUpdate`, `CreateTask`): the client sends
@@ -24,8 +24,8 @@
 //!   the blob with the message's announced length as the limit and its hash
 //!   as the expected hash, checks the payload, and answers. A client whose
 //!   blob was cut off by such a refusal still reads the response.
-//! - **Download** (`FetchBlob { hash }`): the client sends `frame(request)`
-//!   and finishes; the server answers `frame(response)`; if the response is
+//! - **Download** (`FetchBlob { hash }`, or a signed `FetchUpdate`): the
+//!   client sends `frame(request)` and finishes; the server answers `frame(response)`; if the response is
 //!   `Ok(Blob { hash, len })`, `blob(bytes)` follows on the same stream
 //!   (`len` bytes hashing to `hash`), otherwise the stream ends after the
 //!   frame. The client checks the announced hash and length against what it
@@ -117,9 +117,16 @@ pub trait Transport: Send + Sync {
     /// Sends a request followed by `blob` (an upload) and returns the response.
     fn upload(&self, request: &Request, blob: &[u8]) -> impl Future<Output = Result<Response, TransportError>> + Send;
 
-    /// Fetches the blob `hash` of at most `max_len` bytes; the bytes returned
-    /// hash to `hash`.
-    fn fetch(&self, hash: ContentHash, max_len: u64) -> impl Future<Output = Result<Fetched, TransportError>> + Send;
+    /// Sends `request` (an unsigned [`FetchBlob`](starling_protocol::ReadRequest::FetchBlob)
+    /// or a signed [`FetchUpdate`](starling_protocol::FetchUpdate)) and
+    /// receives the blob `hash` of at most `max_len` bytes it asks for; the
+    /// bytes returned hash to `hash`.
+    fn fetch(
+        &self,
+        request: &Request,
+        hash: ContentHash,
+        max_len: u64,
+    ) -> impl Future<Output = Result<Fetched, TransportError>> + Send;
 }
 
 /// [`Transport`] over a QUIC connection to the coordinator, reconnecting
@@ -209,8 +216,8 @@ impl Transport for QuicTransport {
         .await
     }
 
-    async fn fetch(&self, hash: ContentHash, max_len: u64) -> Result<Fetched, TransportError> {
-        let bytes = Request::Read(starling_protocol::ReadRequest::FetchBlob { hash }).to_bytes()?;
+    async fn fetch(&self, request: &Request, hash: ContentHash, max_len: u64) -> Result<Fetched, TransportError> {
+        let bytes = request.to_bytes()?;
         self.exchange(async |connection| {
             let (mut send, mut recv) = connection.open_bi().await.map_err(FrameError::from)?;
             write_frame(&mut send, &bytes).await?;
@@ -220,7 +227,7 @@ impl Transport for QuicTransport {
                 Response::Error(error) => return Ok(Err(error)),
                 Response::Ok(other) => {
                     return Err(TransportError::UnexpectedResponse {
-                        request: "fetch-blob",
+                        request: "fetch",
                         answer: format!("{other:?}").chars().take(120).collect(),
                     });
                 }

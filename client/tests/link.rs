@@ -11,7 +11,9 @@ use rand_chacha::ChaCha8Rng;
 use starling_client::{ClientError, Exchange, Link, Transport, TransportError, TrustSetting, dial};
 use starling_models::zoo::ModelKind;
 use starling_net::{Fingerprint, Identity};
-use starling_protocol::{ErrorCode, JoinTask, PublicKey, ResponseBody, Role, TaskId, TaskInfo, TaskSpec};
+use starling_protocol::{
+    ErrorCode, JoinTask, PublicKey, ReadRequest, Request, ResponseBody, Role, TaskId, TaskInfo, TaskSpec,
+};
 
 fn coordinator() -> FakeCoordinator {
     let kind = ModelKind::LogReg;
@@ -82,12 +84,13 @@ async fn a_length_the_server_announces_reserves_no_memory() {
     let hash = server.state().add_blob(vec![7; 1000]);
     // 2^50 bytes: reserving it up front would abort the client.
     server.state().announce_fetch_len = Some(1 << 50);
-    let err = server.transport().fetch(hash, u64::MAX).await.unwrap_err();
+    let fetch = Request::Read(ReadRequest::FetchBlob { hash });
+    let err = server.transport().fetch(&fetch, hash, u64::MAX).await.unwrap_err();
     assert!(
         matches!(err, TransportError::WrongBlob { len: 1000, .. }),
         "the real 1000 bytes do not make the announced length: {err}"
     );
 
     server.state().announce_fetch_len = None;
-    assert_eq!(server.transport().fetch(hash, 1000).await.unwrap(), Ok(vec![7; 1000]));
+    assert_eq!(server.transport().fetch(&fetch, hash, 1000).await.unwrap(), Ok(vec![7; 1000]));
 }

@@ -128,7 +128,7 @@ async fn run(trainers: usize) {
         scores.spawn(async move {
             let t = net.transport();
             let assigned = loop {
-                let assigned = assignments(&t, task, RoundNumber::FIRST, &key.public_key()).await;
+                let assigned = assignments(&t, task, RoundNumber::FIRST, &key).await;
                 if !assigned.is_empty() {
                     break assigned;
                 }

@@ -6,12 +6,15 @@ mod support;
 use std::time::Duration;
 
 use burn::prelude::Device;
-use starling_client::Transport;
+use starling_client::{Fetched, Transport};
 use starling_coordinator::artifacts::ArtifactStore;
 use starling_coordinator::round::UnixMillis;
 use starling_coordinator::store::{CoordinatorStore, open_any};
 use starling_models::zoo::{Model, ModelKind};
-use starling_protocol::{CreateTask, ErrorCode, PageRequest, Response, ResponseBody};
+use starling_protocol::{
+    ContentHash, CreateTask, ErrorCode, FetchUpdate, JoinTask, NamedTensor, PageRequest, ReadRequest, Request,
+    Response, ResponseBody, Role, RoundInfo, RoundPhase, SubmitUpdate, TaskId, UpdatePayload,
+};
 use starling_staking::{Amount, LedgerStore, Operation, Params, Timestamp};
 use support::*;
 
@@ -113,4 +116,89 @@ async fn a_creation_cut_short_after_its_escrow_is_refunded_at_the_next_start() {
     let audit = ledger.audit().await.unwrap();
     assert_eq!((audit.held, audit.issued.micro()), (audit.issued, 100 * STAR), "nothing created or lost");
     net.kill();
+}
+
+/// Updates are gradients, and gradients leak training data: an update is
+/// readable by its trainer and the validators assigned to score it, and by
+/// nobody else. A stranger can neither list the round's update hashes nor
+/// download an update by its hash; the global model stays public. Before,
+/// the unsigned assignments read answered for any validator key and any
+/// blob was anyone's to download.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn updates_are_read_only_by_their_trainer_and_assigned_validators() {
+    let place = Place::new("private", false).await.unwrap();
+    let net = Network::start(&place, Duration::from_millis(300)).await;
+    let t = net.transport();
+    let (creator, trainer, validator, snoop) = (identity(1), identity(2), identity(3), identity(4));
+    fund(&t, &place.admin, &creator, 1_000 * STAR, None).await;
+    fund(&t, &place.admin, &trainer, 100 * STAR, Some((Role::Trainer, 50 * STAR))).await;
+    fund(&t, &place.admin, &validator, 100 * STAR, Some((Role::Validator, 50 * STAR))).await;
+    // Staked like any validator, but not in this task.
+    fund(&t, &place.admin, &snoop, 100 * STAR, Some((Role::Validator, 50 * STAR))).await;
+    let (task, _) = create_task(&t, &creator, spec(1, 100 * STAR)).await;
+    call(&t, &trainer, &JoinTask { task, role: Role::Trainer }).await.unwrap();
+    call(&t, &validator, &JoinTask { task, role: Role::Validator }).await.unwrap();
+
+    let info = until_phase(&t, task, RoundPhase::Training).await;
+    let kind = ModelKind::LogReg;
+    let tensors: Vec<_> = kind
+        .tensor_specs()
+        .iter()
+        .map(|s| NamedTensor::new(s.name.clone(), s.shape.clone(), vec![0.001; s.shape.iter().product()]))
+        .collect();
+    let update = UpdatePayload::encode_owned(&tensors).unwrap().into_bytes();
+    let hash = ContentHash::of(&update);
+    let submit = SubmitUpdate {
+        task,
+        round: info.round,
+        base_model: info.global_model,
+        update: hash,
+        update_len: update.len() as u64,
+        samples: 100,
+        train_loss: 0.3,
+    };
+    let answer = t.upload(&sign(&trainer, &submit), &update).await.unwrap().into_result().unwrap();
+    let ResponseBody::UpdateAccepted { submission } = answer else { panic!("{answer:?}") };
+    let info = until_phase(&t, task, RoundPhase::Validating).await;
+    let len = update.len() as u64;
+    let fetch_update = FetchUpdate { task, round: info.round, submission };
+
+    // Anyone, unsigned: the update's hash names no public blob, and the
+    // retired unsigned assignments read is refused.
+    let public = |hash| Request::Read(ReadRequest::FetchBlob { hash });
+    let refused = |fetched: Fetched| fetched.expect_err("refused").code;
+    assert_eq!(refused(t.fetch(&public(hash), hash, len).await.unwrap()), ErrorCode::UnknownBlob);
+    let retired =
+        ReadRequest::RetiredGetAssignments { task, round: info.round, validator: validator.public_key(), after: None };
+    let answer = t.call(&Request::Read(retired)).await.unwrap();
+    assert!(matches!(answer, Response::Error(ref e) if e.code == ErrorCode::UnknownKind), "{answer:?}");
+    // A staked validator not assigned to it: nothing listed, nothing read.
+    assert!(assignments(&t, task, info.round, &snoop).await.is_empty());
+    let snooped = t.fetch(&sign(&snoop, &fetch_update), hash, len).await.unwrap();
+    assert_eq!(refused(snooped), ErrorCode::Unauthorized);
+
+    // The assigned validator sees it and reads it; so does its trainer.
+    let mine = assignments(&t, task, info.round, &validator).await;
+    assert_eq!(mine.iter().map(|a| (a.submission, a.update)).collect::<Vec<_>>(), [(submission, hash)]);
+    for reader in [&validator, &trainer] {
+        assert_eq!(t.fetch(&sign(reader, &fetch_update), hash, len).await.unwrap(), Ok(update.clone()));
+    }
+    // The global model stays public.
+    let global = info.global_model;
+    let model = t.fetch(&public(global), global, 1 << 20).await.unwrap().expect("the global model");
+    assert_eq!(ContentHash::of(&model), global);
+    net.kill();
+}
+
+/// Polls the task's round until it is in `phase`.
+async fn until_phase(t: &starling_client::QuicTransport, task: TaskId, phase: RoundPhase) -> RoundInfo {
+    for _ in 0..500 {
+        if let Some(info) = round(t, task).await
+            && info.phase == phase
+        {
+            return info;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("task {task} never reached {phase:?}");
 }

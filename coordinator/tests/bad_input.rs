@@ -20,9 +20,10 @@ use starling_models::zoo::{Model, ModelKind};
 use starling_net::{Identity, Limits, Trust, client_endpoint, connect};
 use starling_protocol::messages::SignedRequest;
 use starling_protocol::{
-    ContentHash, CreateTask, Delegate, ErrorCode, Issue, JoinTask, MAX_CONTROL_MESSAGE, Nonce, PageRequest, PublicKey,
-    ReadRequest, Request, Response, ResponseBody, Role, RoundNumber, RoundPhase, SetCommission, Stake, SubmissionId,
-    SubmitScore, SubmitUpdate, TaskId, TaskSpec, Transfer, Undelegate, Unstake, UpdatePayload,
+    ContentHash, CreateTask, Delegate, ErrorCode, FetchUpdate, GetAssignments, Issue, JoinTask, MAX_CONTROL_MESSAGE,
+    Nonce, PageRequest, PublicKey, ReadRequest, Request, Response, ResponseBody, Role, RoundNumber, RoundPhase,
+    SetCommission, Stake, SubmissionId, SubmitScore, SubmitUpdate, TaskId, TaskSpec, Transfer, Undelegate, Unstake,
+    UpdatePayload,
 };
 use starling_staking::LedgerStore;
 use support::*;
@@ -127,6 +128,8 @@ async fn bad_requests_are_refused_by_type_and_change_nothing() {
         SetCommission { role: Role::Trainer, ppm: 100_000 }.into(),
         Transfer { to: creator.public_key(), amount: STAR }.into(),
         Issue { to: outsider.public_key(), amount: STAR }.into(),
+        GetAssignments { task, round: RoundNumber::FIRST, after: None }.into(),
+        FetchUpdate { task, round: RoundNumber::FIRST, submission: SubmissionId::from_bytes([1; 32]) }.into(),
     ];
     assert_eq!(samples.len(), SignedRequest::KINDS.len(), "every kind is covered");
     // Signed by a key with no balance, so the first delivery of each changes nothing either.

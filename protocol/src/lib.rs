@@ -31,10 +31,11 @@ pub use hex::ParseHexError;
 pub use ids::{ContentHash, Nonce, RoundNumber, SubmissionId, TaskId};
 pub use keys::{PublicKey, Signature};
 pub use messages::{
-    AssignmentInfo, AssignmentPage, BalanceInfo, BondInfo, CreateTask, Delegate, ErrorCode, Issue, JoinTask,
-    MAX_ASSIGNMENTS_PAGE, MAX_CONTROL_MESSAGE, MAX_SAMPLED_TRAINERS, PREDICT_ENVELOPE_HEADER, PredictRequest,
-    ReadRequest, Request, RequestError, Response, ResponseBody, Role, RoundInfo, SetCommission, SignedRequest, Stake,
-    SubmitScore, SubmitUpdate, TaskInfo, Transfer, Undelegate, Unstake, ValidationError, WireError,
+    AssignmentInfo, AssignmentPage, BalanceInfo, BondInfo, CreateTask, Delegate, ErrorCode, FetchUpdate,
+    GetAssignments, Issue, JoinTask, MAX_ASSIGNMENTS_PAGE, MAX_CONTROL_MESSAGE, MAX_SAMPLED_TRAINERS,
+    PREDICT_ENVELOPE_HEADER, PredictRequest, ReadRequest, Request, RequestError, Response, ResponseBody, Role,
+    RoundInfo, SetCommission, SignedRequest, Stake, SubmitScore, SubmitUpdate, TaskInfo, Transfer, Undelegate, Unstake,
+    ValidationError, WireError,
 };
 pub use page::{Cursor, InvalidCursor, MAX_PAGE, Page, PageRequest};
 pub use payload::{PayloadError, TensorBytes, UpdatePayload};

@@ -12,12 +12,11 @@ use starling_client::{
 use starling_models::train::{Evaluation, Features, Progress, TrainError, evaluate};
 use starling_models::zoo::{Model, ModelKind, ZooError};
 use starling_net::Identity;
-use starling_protocol::TaskId;
-use starling_protocol::messages::ReadRequest;
 use starling_protocol::{
     AssignmentInfo, ContentHash, NamedTensor, ResponseBody, Role, RoundInfo, RoundNumber, RoundPhase, SubmissionId,
     TaskInfo, WireError,
 };
+use starling_protocol::{FetchUpdate, GetAssignments, TaskId};
 use thiserror::Error;
 
 use crate::score::Score;
@@ -263,7 +262,9 @@ impl<T: Transport> ValidatorClient<T> {
             bases.insert(assignment.base_model, Base { tensors, evaluation });
         }
         let base = &bases[&assignment.base_model];
-        let bytes = match self.session.fetch(assignment.update, assignment.update_len.min(limit), shutdown).await? {
+        let read = FetchUpdate { task: round.task, round: round.round, submission: assignment.submission };
+        let max_len = assignment.update_len.min(limit);
+        let bytes = match self.session.fetch_update(read, assignment.update, max_len, shutdown).await? {
             Outcome::Done(bytes) => bytes,
             Outcome::Skip(error) => return Ok(Assessed::Skipped(error)),
             Outcome::TaskOver => return Ok(Assessed::TaskOver),
@@ -314,13 +315,8 @@ pub async fn assignments<T: Transport>(
     let mut all = Vec::new();
     let mut after = None;
     loop {
-        let read = ReadRequest::GetAssignments {
-            task: round.task,
-            round: round.round,
-            validator: session.public_key(),
-            after,
-        };
-        match session.read(read, shutdown).await? {
+        let read = GetAssignments { task: round.task, round: round.round, after };
+        match session.signed(&read, Exchange::Read, None, shutdown).await? {
             Outcome::Done(ResponseBody::Assignments(page)) => {
                 all.extend(page.items);
                 match page.next {

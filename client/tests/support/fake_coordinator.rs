@@ -18,9 +18,9 @@ use starling_net::{
 use starling_protocol::messages::{ReadRequest, SignedRequest};
 use starling_protocol::payload;
 use starling_protocol::{
-    AssignmentInfo, AssignmentPage, ContentHash, ErrorCode, JoinTask, MAX_CONTROL_MESSAGE, NamedTensor, PublicKey,
-    ReplayConfig, Request, Response, ResponseBody, RoundInfo, RoundPhase, SubmitScore, SubmitUpdate, TaskInfo,
-    Verifier, WireError,
+    AssignmentInfo, AssignmentPage, ContentHash, ErrorCode, GetAssignments, JoinTask, MAX_CONTROL_MESSAGE, NamedTensor,
+    PublicKey, ReplayConfig, Request, Response, ResponseBody, RoundInfo, RoundPhase, SubmitScore, SubmitUpdate,
+    TaskInfo, Verifier, WireError,
 };
 
 /// An update as the coordinator received and checked it.
@@ -205,6 +205,22 @@ async fn serve_stream(state: Shared, connection: Connection, send: SendStream, m
                     return serve_update(state, connection, send, recv, signer, update).await;
                 }
                 SignedRequest::SubmitScore(score) => answer_score(&state, signer, score),
+                SignedRequest::GetAssignments(read) => answer_assignments(&state, signer, read),
+                SignedRequest::FetchUpdate(read) => {
+                    // Updates are private: only to a validator assigned to score it.
+                    let update = {
+                        let guard = state.lock().unwrap();
+                        guard
+                            .assignments
+                            .iter()
+                            .find(|(v, a)| *v == signer && a.submission == read.submission)
+                            .map(|(_, a)| a.update)
+                    };
+                    match update {
+                        Some(hash) => return serve_fetch(state, connection, send, hash).await,
+                        None => refuse(&state, ErrorCode::Unauthorized, "not assigned to this submission"),
+                    }
+                }
                 other => refuse(&state, ErrorCode::UnknownKind, other.kind()),
             }
         }
@@ -220,24 +236,27 @@ fn answer_read(state: &Shared, read: ReadRequest) -> Response {
             Some(round) => Response::Ok(ResponseBody::Round(round.clone())),
             None => Response::Error(WireError::new(ErrorCode::NotStarted, "no round yet")),
         },
-        ReadRequest::GetAssignments { validator, round, after, .. } => {
-            // Pages of two, so the clients' paging is exercised.
-            let mut mine = guard
-                .assignments
-                .iter()
-                .filter(|(v, _)| *v == validator)
-                .filter(|_| guard.round.as_ref().is_some_and(|r| r.round == round))
-                .map(|(_, a)| *a)
-                .filter(|a| after.is_none_or(|after| a.submission > after))
-                .collect::<Vec<_>>();
-            mine.sort_unstable_by_key(|a| a.submission);
-            let more = mine.len() > 2;
-            mine.truncate(2);
-            let next = if more { mine.last().map(|a| a.submission) } else { None };
-            Response::Ok(ResponseBody::Assignments(AssignmentPage { items: mine, next }))
-        }
         other => Response::Error(WireError::new(ErrorCode::UnknownKind, other.name())),
     }
+}
+
+/// A page of `validator`'s assignments (pages of two, so the clients'
+/// paging is exercised).
+fn answer_assignments(state: &Shared, validator: PublicKey, read: GetAssignments) -> Response {
+    let guard = state.lock().unwrap();
+    let mut mine = guard
+        .assignments
+        .iter()
+        .filter(|(v, _)| *v == validator)
+        .filter(|_| guard.round.as_ref().is_some_and(|r| r.round == read.round))
+        .map(|(_, a)| *a)
+        .filter(|a| read.after.is_none_or(|after| a.submission > after))
+        .collect::<Vec<_>>();
+    mine.sort_unstable_by_key(|a| a.submission);
+    let more = mine.len() > 2;
+    mine.truncate(2);
+    let next = if more { mine.last().map(|a| a.submission) } else { None };
+    Response::Ok(ResponseBody::Assignments(AssignmentPage { items: mine, next }))
 }
 
 async fn serve_fetch(state: Shared, connection: Connection, mut send: SendStream, hash: ContentHash) {

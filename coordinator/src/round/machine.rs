@@ -199,6 +199,21 @@ impl RoundMachine {
         (items, more)
     }
 
+    /// The update of `submission` in the current round `round`, if `reader`
+    /// may read it: its trainer, or while the round validates, a validator
+    /// assigned to score it. `None` for anyone else, any other round, or a
+    /// submission the round does not hold: updates are private.
+    pub fn update_for(&self, reader: &PublicKey, round: RoundNumber, submission: SubmissionId) -> Option<ContentHash> {
+        let running = self.running.as_ref().filter(|_| self.round() == Some(round))?;
+        let current = &running.round;
+        let (trainer, held) = current.submissions.iter().find(|(_, s)| s.id == submission)?;
+        if trainer == reader {
+            return Some(held.payload);
+        }
+        let validation = current.validation.as_ref().filter(|_| current.phase == RoundPhase::Validating)?;
+        validation.assignments.get(&submission)?.contains(reader).then_some(held.payload)
+    }
+
     /// Whether `trainer` already has a submission in the current round.
     pub fn has_submitted(&self, trainer: &PublicKey) -> bool {
         self.running.as_ref().is_some_and(|r| r.round.submissions.contains_key(trainer))

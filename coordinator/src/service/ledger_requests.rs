@@ -81,7 +81,9 @@ where
             SignedRequest::CreateTask(_)
             | SignedRequest::JoinTask(_)
             | SignedRequest::SubmitUpdate(_)
-            | SignedRequest::SubmitScore(_) => Err(internal("ledger requests", &"a task request was routed here")),
+            | SignedRequest::SubmitScore(_)
+            | SignedRequest::GetAssignments(_)
+            | SignedRequest::FetchUpdate(_) => Err(internal("ledger requests", &"a task request was routed here")),
         }
     }
 

@@ -44,8 +44,9 @@ where
     /// callers that hold the whole request in memory: the same steps, checks
     /// and counting as a request that arrives over QUIC.
     ///
-    /// A [`ReadRequest::FetchBlob`] is answered with the blob's hash and
-    /// length only; [`Coordinator::blob`] reads its bytes.
+    /// A [`ReadRequest::FetchBlob`] or [`FetchUpdate`](starling_protocol::FetchUpdate)
+    /// is answered with the blob's hash and length only; [`Coordinator::blob`]
+    /// reads its bytes.
     pub async fn handle(&self, request: Request, blob: Option<&[u8]>) -> Response {
         self.answer(Ok(request), &mut InMemory(blob)).await.into()
     }
@@ -210,6 +211,8 @@ where
                 self.submit(signer, update, checked, signed()).await
             }
             SignedRequest::SubmitScore(score) => self.score(signer, score, signed()).await,
+            SignedRequest::GetAssignments(read) => self.assignments(signer, read).await,
+            SignedRequest::FetchUpdate(read) => self.fetch_update(signer, read).await,
             ledger => self.ledger_request(signer, verified.nonce, ledger).await,
         }
     }

@@ -4,14 +4,15 @@
 //! ([`CreateTask`](starling_protocol::CreateTask),
 //! [`SubmitUpdate`](starling_protocol::SubmitUpdate)) follows it with its
 //! blob on the same stream. The answer is one response frame, followed by
-//! the blob for a [`ReadRequest::FetchBlob`]. Everything between reading the
+//! the blob for a download ([`ReadRequest::FetchBlob`](starling_protocol::ReadRequest::FetchBlob),
+//! [`FetchUpdate`](starling_protocol::FetchUpdate)). Everything between reading the
 //! frame and writing the answer is the [pipeline](super::pipeline)'s; this
 //! module only moves bytes.
 
 use bytes::Bytes;
 use starling_net::quinn::{Endpoint, RecvStream, SendStream};
 use starling_net::{BlobError, FrameError, REFUSED, read_frame, recv_blob_pieces, send_blob, write_frame};
-use starling_protocol::{ErrorCode, MAX_CONTROL_MESSAGE, ReadRequest, Request, Response, ResponseBody, WireError};
+use starling_protocol::{ErrorCode, MAX_CONTROL_MESSAGE, Request, Response, ResponseBody, WireError};
 use starling_staking::LedgerStore;
 
 use super::Coordinator;
@@ -63,14 +64,12 @@ where
                 return;
             }
         };
-        let fetch = match &request {
-            Ok(Request::Read(ReadRequest::FetchBlob { hash })) => Some(*hash),
-            _ => None,
-        };
         let answer = self.answer(request, &mut QuicBody(&mut recv)).await;
-        match (fetch, answer) {
-            (Some(hash), Ok(ResponseBody::Blob { .. })) => self.send_blob(send, hash).await,
-            (_, answer) => reply(send, answer.into()).await,
+        match answer {
+            // A download (a public model, or an update for its readers): the
+            // bytes follow the announcement.
+            Ok(ResponseBody::Blob { hash, .. }) => self.send_blob(send, hash).await,
+            answer => reply(send, answer.into()).await,
         }
     }
 

@@ -1,12 +1,14 @@
-//! The unsigned reads clients make over the wire: a task, its current round,
-//! a validator's assignments, a blob's length, a key's balance.
+//! The reads clients make over the wire. Unsigned, for anyone: a task, its
+//! current round, a public model, a key's balance. Signed, for those allowed:
+//! a validator's assignments, and an update for its trainer and its assigned
+//! validators (updates are gradients, and gradients leak training data).
 
 use std::collections::HashMap;
 
 use starling_protocol::messages::MAX_LISTED_BONDS;
 use starling_protocol::{
-    AssignmentInfo, AssignmentPage, BalanceInfo, BondInfo, ContentHash, ErrorCode, MAX_ASSIGNMENTS_PAGE, PublicKey,
-    ReadRequest, ResponseBody, RoundInfo, SubmissionId, TaskInfo, WireError,
+    AssignmentInfo, AssignmentPage, BalanceInfo, BondInfo, ContentHash, ErrorCode, FetchUpdate, GetAssignments,
+    MAX_ASSIGNMENTS_PAGE, PublicKey, ReadRequest, ResponseBody, RoundInfo, SubmissionId, TaskInfo, WireError,
 };
 use starling_staking::{LedgerStore, PageRequest};
 
@@ -56,47 +58,103 @@ where
                     .map(ResponseBody::Round)
                     .ok_or_else(|| refuse(ErrorCode::NotStarted, format!("task {task} has not started yet")))
             }
-            ReadRequest::GetAssignments { task, round, validator, after } => {
-                let slot = self.running(task).await?;
-                let ((assigned, more), base_model) = {
-                    let runtime = slot.runtime.lock().await;
-                    let machine = &runtime.machine;
-                    if machine.round() != Some(round) {
-                        return Ok(ResponseBody::Assignments(AssignmentPage::default()));
-                    }
-                    (machine.assignments_for(&validator, after, MAX_ASSIGNMENTS_PAGE), machine.global_model())
-                };
-                let Some(base_model) = base_model else {
-                    return Ok(ResponseBody::Assignments(AssignmentPage::default()));
-                };
-                if assigned.is_empty() {
-                    return Ok(ResponseBody::Assignments(AssignmentPage::default()));
+            ReadRequest::RetiredGetAssignments { .. } => Err(refuse(
+                ErrorCode::UnknownKind,
+                "assignments are read with a signed GetAssignments now: upgrade the client",
+            )),
+            ReadRequest::FetchBlob { hash } => {
+                // Models are public; an update is answered as if it did not
+                // exist, so its hash is no use to anyone but its readers.
+                if !self.is_public_model(hash).await? {
+                    return Err(refuse(ErrorCode::UnknownBlob, format!("no public model {hash}")));
                 }
-                let lengths: HashMap<SubmissionId, u64> = self
-                    .inner
-                    .store
-                    .submissions(task, round)
-                    .await
-                    .map_err(|e| store_error(&e))?
-                    .into_iter()
-                    .map(|s| (s.id, s.len))
-                    .collect();
-                let items: Vec<AssignmentInfo> = assigned
-                    .into_iter()
-                    .filter_map(|(submission, trainer, update)| {
-                        let update_len = *lengths.get(&submission)?;
-                        Some(AssignmentInfo { submission, trainer, update, update_len, base_model })
-                    })
-                    .collect();
-                let next = if more { items.last().map(|a| a.submission) } else { None };
-                Ok(ResponseBody::Assignments(AssignmentPage { items, next }))
+                self.blob_answer(hash).await
             }
-            ReadRequest::FetchBlob { hash } => match self.inner.artifacts.len(hash).await {
-                Ok(Some(len)) => Ok(ResponseBody::Blob { hash, len }),
-                Ok(None) => Err(refuse(ErrorCode::UnknownBlob, format!("no blob {hash}"))),
-                Err(error) => Err(artifact_error(&error)),
-            },
             ReadRequest::GetBalance { key } => self.balance(key).await,
+        }
+    }
+
+    /// The page of `validator`'s assignments in `read.round` after `read.after`.
+    pub(crate) async fn assignments(
+        &self,
+        validator: PublicKey,
+        read: GetAssignments,
+    ) -> Result<ResponseBody, WireError> {
+        let GetAssignments { task, round, after } = read;
+        let slot = self.running(task).await?;
+        let ((assigned, more), base_model) = {
+            let runtime = slot.runtime.lock().await;
+            let machine = &runtime.machine;
+            if machine.round() != Some(round) {
+                return Ok(ResponseBody::Assignments(AssignmentPage::default()));
+            }
+            (machine.assignments_for(&validator, after, MAX_ASSIGNMENTS_PAGE), machine.global_model())
+        };
+        let Some(base_model) = base_model else {
+            return Ok(ResponseBody::Assignments(AssignmentPage::default()));
+        };
+        if assigned.is_empty() {
+            return Ok(ResponseBody::Assignments(AssignmentPage::default()));
+        }
+        let lengths: HashMap<SubmissionId, u64> = self
+            .inner
+            .store
+            .submissions(task, round)
+            .await
+            .map_err(|e| store_error(&e))?
+            .into_iter()
+            .map(|s| (s.id, s.len))
+            .collect();
+        let items: Vec<AssignmentInfo> = assigned
+            .into_iter()
+            .filter_map(|(submission, trainer, update)| {
+                let update_len = *lengths.get(&submission)?;
+                Some(AssignmentInfo { submission, trainer, update, update_len, base_model })
+            })
+            .collect();
+        let next = if more { items.last().map(|a| a.submission) } else { None };
+        Ok(ResponseBody::Assignments(AssignmentPage { items, next }))
+    }
+
+    /// The update of `read.submission`, for its trainer or a validator
+    /// assigned to score it in the current round; the bytes follow.
+    pub(crate) async fn fetch_update(&self, reader: PublicKey, read: FetchUpdate) -> Result<ResponseBody, WireError> {
+        let slot = self.running(read.task).await?;
+        let update = slot.runtime.lock().await.machine.update_for(&reader, read.round, read.submission);
+        let Some(hash) = update else {
+            return Err(refuse(
+                ErrorCode::Unauthorized,
+                format!(
+                    "{reader} is neither the trainer of submission {} nor assigned to score it in round {} of task {}",
+                    read.submission, read.round, read.task
+                ),
+            ));
+        };
+        self.blob_answer(hash).await
+    }
+
+    /// Whether `hash` is a model anyone may read: a stored initial or round
+    /// model, or a loaded task's current global model (which a new round
+    /// serves before its predecessor's record is written).
+    async fn is_public_model(&self, hash: ContentHash) -> Result<bool, WireError> {
+        if self.inner.store.is_public_model(hash).await.map_err(|e| store_error(&e))? {
+            return Ok(true);
+        }
+        let loaded: Vec<_> = self.inner.tasks.read().expect("task map lock").values().cloned().collect();
+        for slot in loaded {
+            if slot.runtime.lock().await.machine.global_model() == Some(hash) {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
+    /// A blob's announcement (its hash and length), or `UnknownBlob`.
+    async fn blob_answer(&self, hash: ContentHash) -> Result<ResponseBody, WireError> {
+        match self.inner.artifacts.len(hash).await {
+            Ok(Some(len)) => Ok(ResponseBody::Blob { hash, len }),
+            Ok(None) => Err(refuse(ErrorCode::UnknownBlob, format!("no blob {hash}"))),
+            Err(error) => Err(artifact_error(&error)),
         }
     }
 

@@ -1,6 +1,6 @@
 //! A store chosen at run time from its URL.
 
-use starling_protocol::{PublicKey, RoundNumber, TaskId};
+use starling_protocol::{ContentHash, PublicKey, RoundNumber, TaskId};
 use starling_staking::Backend;
 
 use super::records::{
@@ -49,6 +49,10 @@ impl CoordinatorStore for AnyCoordinatorStore {
 
     async fn create_task(&self, id: TaskId, task: &NewTask) -> Result<(), StoreError> {
         forward!(self.create_task(id, task))
+    }
+
+    async fn is_public_model(&self, hash: ContentHash) -> Result<bool, StoreError> {
+        forward!(self.is_public_model(hash))
     }
 
     async fn abandon_reservation(&self, id: TaskId) -> Result<(), StoreError> {

@@ -2,7 +2,7 @@
 
 use std::future::Future;
 
-use starling_protocol::{PublicKey, RoundNumber, TaskId};
+use starling_protocol::{ContentHash, PublicKey, RoundNumber, TaskId};
 use starling_staking::{Page, PageRequest};
 
 use super::records::{
@@ -63,6 +63,11 @@ pub trait CoordinatorStore: MarketStore + VerdictStore + Send + Sync {
 
     /// How many of `creator`'s tasks have not finished.
     fn open_tasks_of(&self, creator: &PublicKey) -> impl Future<Output = Result<u64, StoreError>> + Send;
+
+    /// Whether `hash` is a public model: some task's initial model or some
+    /// recorded round's global model. Updates are not, and are read only
+    /// through an assignment check.
+    fn is_public_model(&self, hash: ContentHash) -> impl Future<Output = Result<bool, StoreError>> + Send;
 
     /// The task's persisted round machine; [`StoreError::UnknownTask`] if
     /// there is no such task.

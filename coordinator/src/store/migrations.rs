@@ -17,6 +17,7 @@ pub(crate) const SQLITE: Embedded = &[
     (102, "market", include_str!("../../../migrations/sqlite/0102_market.sql")),
     (103, "verdicts", include_str!("../../../migrations/sqlite/0103_verdicts.sql")),
     (104, "task reservations", include_str!("../../../migrations/sqlite/0104_task_reservations.sql")),
+    (105, "public models", include_str!("../../../migrations/sqlite/0105_public_models.sql")),
 ];
 pub(crate) const POSTGRES: Embedded = &[
     (100, "coordinator", include_str!("../../../migrations/postgres/0100_coordinator.sql")),
@@ -24,6 +25,7 @@ pub(crate) const POSTGRES: Embedded = &[
     (102, "market", include_str!("../../../migrations/postgres/0102_market.sql")),
     (103, "verdicts", include_str!("../../../migrations/postgres/0103_verdicts.sql")),
     (104, "task reservations", include_str!("../../../migrations/postgres/0104_task_reservations.sql")),
+    (105, "public models", include_str!("../../../migrations/postgres/0105_public_models.sql")),
 ];
 
 #[cfg(test)]
@@ -49,7 +51,7 @@ mod tests {
             coordinator.run(&pool).await.unwrap();
             let versions: Vec<(i64,)> =
                 sqlx::query_as("SELECT version FROM _sqlx_migrations ORDER BY version").fetch_all(&pool).await.unwrap();
-            assert_eq!(versions, [(1,), (2,), (100,), (101,), (102,), (103,), (104,)]);
+            assert_eq!(versions, [(1,), (2,), (100,), (101,), (102,), (103,), (104,), (105,)]);
         }
     }
 

@@ -73,6 +73,20 @@ macro_rules! coordinator_store {
                 Ok(())
             }
 
+            async fn is_public_model(
+                &self,
+                hash: starling_protocol::ContentHash,
+            ) -> Result<bool, $crate::store::StoreError> {
+                let (public,) = sqlx::query_as::<_, (bool,)>(
+                    "SELECT EXISTS (SELECT 1 FROM tasks WHERE initial_model = $1) \
+                     OR EXISTS (SELECT 1 FROM rounds WHERE global_model = $1)",
+                )
+                .bind(hash.as_bytes().as_slice())
+                .fetch_one(&self.pool)
+                .await?;
+                Ok(public)
+            }
+
             async fn abandon_reservation(
                 &self,
                 id: starling_protocol::TaskId,

@@ -22,9 +22,9 @@ use starling_models::train::{Features, Quiet};
 use starling_models::zoo::{Model, ModelKind};
 use starling_net::{Identity, Limits, ServerIdentity, server_endpoint};
 use starling_protocol::{
-    AssignmentInfo, ContentHash, CreateTask, ErrorCode, Issue, Message, Nonce, PublicKey, ReadRequest, Request,
-    Response, ResponseBody, Role, RoundInfo, RoundNumber, RoundPhase, Stake, SubmitScore, SubmitUpdate, TaskId,
-    TaskSpec, UpdatePayload, WireError,
+    AssignmentInfo, ContentHash, CreateTask, ErrorCode, Issue, Message, Nonce, ReadRequest, Request, Response,
+    ResponseBody, Role, RoundInfo, RoundNumber, RoundPhase, Stake, SubmitScore, SubmitUpdate, TaskId, TaskSpec,
+    UpdatePayload, WireError,
 };
 use starling_staking::{AnyLedgerStore, MICRO_PER_STAR, Params};
 use starling_trainer::{TrainerClient, TrainerOptions};
@@ -249,19 +249,19 @@ pub async fn round(transport: &QuicTransport, task: TaskId) -> Option<RoundInfo>
     }
 }
 
-/// Every assignment of `validator` in `round`, page by page; those of the
-/// pages read before a failed read.
+/// Every assignment of `validator` in `round`, page by page (each page a
+/// signed request); those of the pages read before a failed read.
 pub async fn assignments(
     transport: &QuicTransport,
     task: TaskId,
     round: RoundNumber,
-    validator: &PublicKey,
+    validator: &Identity,
 ) -> Vec<AssignmentInfo> {
     let mut all = Vec::new();
     let mut after = None;
     loop {
-        let read = ReadRequest::GetAssignments { task, round, validator: *validator, after };
-        let Ok(Response::Ok(ResponseBody::Assignments(page))) = transport.call(&Request::Read(read)).await else {
+        let read = starling_protocol::GetAssignments { task, round, after };
+        let Ok(ResponseBody::Assignments(page)) = call(transport, validator, &read).await else {
             return all;
         };
         all.extend(page.items);
@@ -361,7 +361,7 @@ pub async fn random_validator(transport: QuicTransport, me: Identity, task: Task
             return scored.len();
         }
         if info.phase == RoundPhase::Validating {
-            for assignment in assignments(&transport, task, info.round, &me.public_key()).await {
+            for assignment in assignments(&transport, task, info.round, &me).await {
                 if !scored.insert(assignment.submission) {
                     continue;
                 }

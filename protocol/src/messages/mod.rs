@@ -21,6 +21,7 @@ mod reads;
 mod request;
 mod response;
 mod role;
+mod signed_reads;
 mod task_requests;
 mod validation;
 mod views;
@@ -36,6 +37,7 @@ pub use reads::ReadRequest;
 pub use request::{Request, RequestError, SignedRequest};
 pub use response::{Response, ResponseBody};
 pub use role::{ParseRoleError, Role};
+pub use signed_reads::{FetchUpdate, GetAssignments};
 pub use task_requests::{CreateTask, JoinTask, SubmitScore, SubmitUpdate};
 pub use validation::{MAX_COMMISSION_PPM, MAX_LOCK_DAYS, ValidationError};
 pub use views::{

@@ -25,25 +25,28 @@ pub enum ReadRequest {
         /// The task.
         task: TaskId,
     },
-    /// The submissions `validator` must score in `round` of `task`, a page at
-    /// a time. Answered with
-    /// [`ResponseBody::Assignments`](crate::messages::ResponseBody::Assignments):
-    /// at most [`MAX_ASSIGNMENTS_PAGE`](crate::messages::MAX_ASSIGNMENTS_PAGE)
-    /// in ascending submission id, all after `after` (empty when none, or
-    /// none yet); ask again with the page's `next` until it is `None`.
-    GetAssignments {
+    /// Retired: the unsigned list of a validator's assignments, which told
+    /// anyone every update's hash. Kept so that the reads after it keep
+    /// their wire positions and an old client's request decodes; the
+    /// coordinator answers it with
+    /// [`ErrorCode::UnknownKind`](crate::messages::ErrorCode::UnknownKind).
+    /// Use the signed [`GetAssignments`](crate::messages::GetAssignments).
+    RetiredGetAssignments {
         /// The task.
         task: TaskId,
         /// The round.
         round: RoundNumber,
         /// The validator.
         validator: PublicKey,
-        /// Where the previous page ended (its `next`); `None` for the first.
+        /// Where the previous page ended.
         after: Option<SubmissionId>,
     },
-    /// A stored blob (a global model or an update) by its hash. Answered with
+    /// A public model (a task's initial or global model, or a promoted
+    /// version) by its hash. Answered with
     /// [`ResponseBody::Blob`](crate::messages::ResponseBody::Blob); the bytes
-    /// follow as a blob on the same connection.
+    /// follow as a blob on the same connection. Updates are private: they
+    /// are read with a signed [`FetchUpdate`](crate::messages::FetchUpdate),
+    /// and a `FetchBlob` of one is [`ErrorCode::UnknownBlob`](crate::messages::ErrorCode::UnknownBlob).
     FetchBlob {
         /// BLAKE3 hash of the blob.
         hash: ContentHash,
@@ -63,7 +66,7 @@ impl ReadRequest {
         match self {
             Self::GetTask { .. } => "get-task",
             Self::GetRound { .. } => "get-round",
-            Self::GetAssignments { .. } => "get-assignments",
+            Self::RetiredGetAssignments { .. } => "get-assignments (retired)",
             Self::FetchBlob { .. } => "fetch-blob",
             Self::GetBalance { .. } => "get-balance",
         }

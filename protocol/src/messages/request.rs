@@ -12,6 +12,7 @@ use crate::messages::codec::{CodecError, decode, encode};
 use crate::messages::error_code::ErrorCode;
 use crate::messages::ledger_requests::{Delegate, Issue, SetCommission, Stake, Transfer, Undelegate, Unstake};
 use crate::messages::reads::ReadRequest;
+use crate::messages::signed_reads::{FetchUpdate, GetAssignments};
 use crate::messages::task_requests::{CreateTask, JoinTask, SubmitScore, SubmitUpdate};
 use crate::messages::validation::ValidationError;
 use crate::verifier::{Verified, Verifier};
@@ -177,6 +178,8 @@ signed_requests! {
     JoinTask,
     SubmitUpdate,
     SubmitScore,
+    GetAssignments,
+    FetchUpdate,
     Stake,
     Unstake,
     Delegate,
@@ -202,6 +205,8 @@ impl SignedRequest {
             Self::JoinTask(message) => message.validate(),
             Self::SubmitUpdate(message) => message.validate(),
             Self::SubmitScore(message) => message.validate(),
+            Self::GetAssignments(message) => message.validate(),
+            Self::FetchUpdate(message) => message.validate(),
             Self::Stake(message) => message.validate(),
             Self::Unstake(message) => message.validate(),
             Self::Delegate(message) => message.validate_from(signer),

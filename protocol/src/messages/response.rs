@@ -98,10 +98,10 @@ pub enum ResponseBody {
     Task(Box<TaskInfo>),
     /// Answer to [`ReadRequest::GetRound`](crate::messages::ReadRequest::GetRound).
     Round(RoundInfo),
-    /// Answer to [`ReadRequest::GetAssignments`](crate::messages::ReadRequest::GetAssignments).
+    /// Answer to [`GetAssignments`](crate::messages::GetAssignments).
     Assignments(AssignmentPage),
-    /// Answer to [`ReadRequest::FetchBlob`](crate::messages::ReadRequest::FetchBlob):
-    /// the blob follows on the same connection, hash-checked by the receiver.
+    /// Answer to [`ReadRequest::FetchBlob`](crate::messages::ReadRequest::FetchBlob)
+    /// and [`FetchUpdate`](crate::messages::FetchUpdate): the blob follows on the same connection, hash-checked by the receiver.
     Blob {
         /// Its hash.
         hash: ContentHash,

@@ -80,6 +80,9 @@ fn every_signed_request() -> Vec<SignedRequest> {
             improvement: 0.01,
         }
         .into(),
+        GetAssignments { task: TaskId::new(7), round: RoundNumber::new(3), after: None }.into(),
+        FetchUpdate { task: TaskId::new(7), round: RoundNumber::new(3), submission: SubmissionId::from_bytes([4; 32]) }
+            .into(),
         Stake { role: Role::Validator, amount: 250 * 1_000_000, lock_days: 90 }.into(),
         Unstake { bond: 12 }.into(),
         Delegate { node: public(2), role: Role::Trainer, amount: 5_000_000, lock_days: 365 }.into(),
@@ -108,6 +111,8 @@ fn kinds_are_pinned() {
             "starling/task.join",
             "starling/round.submit-update",
             "starling/round.submit-score",
+            "starling/round.assignments",
+            "starling/round.fetch-update",
             "starling/ledger.stake",
             "starling/ledger.unstake",
             "starling/ledger.delegate",
@@ -256,13 +261,13 @@ fn every_read() -> Vec<ReadRequest> {
     vec![
         ReadRequest::GetTask { task: TaskId::new(7) },
         ReadRequest::GetRound { task: TaskId::new(7) },
-        ReadRequest::GetAssignments {
+        ReadRequest::RetiredGetAssignments {
             task: TaskId::new(7),
             round: RoundNumber::new(3),
             validator: public(4),
             after: None,
         },
-        ReadRequest::GetAssignments {
+        ReadRequest::RetiredGetAssignments {
             task: TaskId::new(7),
             round: RoundNumber::new(3),
             validator: public(4),
@@ -493,7 +498,8 @@ fn golden_encodings() {
         )
     );
 
-    let read = Request::Read(ReadRequest::GetAssignments {
+    // The retired read keeps its position: an old client's bytes still decode.
+    let read = Request::Read(ReadRequest::RetiredGetAssignments {
         task: TaskId::new(300),
         round: RoundNumber::new(1),
         validator: PublicKey::from_bytes([0xaa; 32]),
