@@ -181,6 +181,19 @@ async fn reservations<S: CoordinatorStore>(store: Arc<S>) {
 
 on_every_store!(a_task_is_stored_only_under_its_creators_live_reservation: reservations);
 
+async fn public_models<S: CoordinatorStore>(store: Arc<S>) {
+    let task = create(store.as_ref(), &new_task(1)).await;
+    let update = submission(task, r(0), 2);
+    store.record_submission(&update).await.unwrap();
+    store.record_round(&round_record(task, 0)).await.unwrap();
+    assert!(store.is_public_model(new_task(1).initial_model).await.unwrap(), "the initial model");
+    assert!(store.is_public_model(round_record(task, 0).global_model).await.unwrap(), "a round's model");
+    assert!(!store.is_public_model(update.update).await.unwrap(), "an update is private");
+    assert!(!store.is_public_model(ContentHash::of(b"nothing")).await.unwrap());
+}
+
+on_every_store!(models_are_public_and_updates_are_not: public_models);
+
 async fn tasks_page<S: CoordinatorStore>(store: Arc<S>) {
     let mut ids = Vec::new();
     for n in 1..=7 {
