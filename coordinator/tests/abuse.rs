@@ -13,7 +13,7 @@ use starling_coordinator::store::{CoordinatorStore, open_any};
 use starling_models::zoo::{Model, ModelKind};
 use starling_protocol::{
     ContentHash, CreateTask, ErrorCode, FetchUpdate, JoinTask, NamedTensor, PageRequest, ReadRequest, Request,
-    Response, ResponseBody, Role, RoundInfo, RoundPhase, SubmitUpdate, TaskId, UpdatePayload,
+    Response, ResponseBody, Role, RoundInfo, RoundPhase, SubmitUpdate, TaskId, Transfer, UpdatePayload,
 };
 use starling_staking::{Amount, LedgerStore, Operation, Params, Timestamp};
 use support::*;
@@ -201,4 +201,31 @@ async fn until_phase(t: &starling_client::QuicTransport, task: TaskId, phase: Ro
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     panic!("task {task} never reached {phase:?}");
+}
+
+/// Signed junk from keys that hold nothing: each envelope is correctly
+/// signed and fresh, so before admission came first every one took a slot
+/// in the replay store, and a few hundred of them (here 64, the store's
+/// size in this test) made every honest request `RateLimited`. Now a key
+/// that holds no STAR and no stake is refused before its nonce is kept.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn signed_junk_from_keys_that_hold_nothing_takes_no_replay_slot() {
+    let mut place = Place::new("junk", false).await.unwrap();
+    place.max_entries = Some(64);
+    let net = Network::start(&place, Duration::from_secs(5)).await;
+    let t = net.transport();
+    let honest = identity(1);
+    fund(&t, &place.admin, &honest, 10 * STAR, None).await;
+    for n in 0..300 {
+        let junk = identity(10_000 + n);
+        let answer = call(&t, &junk, &Transfer { to: honest.public_key(), amount: 1 }).await;
+        assert_eq!(answer.expect_err("a key holding nothing is not heard").code, ErrorCode::Unauthorized, "key {n}");
+    }
+    // Every honest request is still heard.
+    for _ in 0..20 {
+        call(&t, &honest, &Transfer { to: place.admin.public_key(), amount: 1 }).await.unwrap();
+    }
+    let free = net.service.ledger().free_balance(&honest.public_key()).await.unwrap();
+    assert_eq!(free.micro(), 10 * STAR - 20);
+    net.kill();
 }

@@ -132,8 +132,10 @@ async fn bad_requests_are_refused_by_type_and_change_nothing() {
         FetchUpdate { task, round: RoundNumber::FIRST, submission: SubmissionId::from_bytes([1; 32]) }.into(),
     ];
     assert_eq!(samples.len(), SignedRequest::KINDS.len(), "every kind is covered");
-    // Signed by a key with no balance, so the first delivery of each changes nothing either.
+    // Signed by a key holding 1 µSTAR (a key holding nothing is not heard at
+    // all), so the first delivery of each changes nothing either.
     let stranger = identity(9);
+    call(&t, admin, &Issue { to: stranger.public_key(), amount: 1 }).await.unwrap();
     for message in &samples {
         let kind = message.kind();
         let sign = |at: u64| {
@@ -209,6 +211,12 @@ async fn bad_requests_are_refused_by_type_and_change_nothing() {
         ErrorCode::UnknownTask
     );
     let poor = identity(5);
+    assert_eq!(
+        call(&t, &poor, &JoinTask { task, role: Role::Validator }).await.unwrap_err().code,
+        ErrorCode::Unauthorized,
+        "a key holding nothing is not heard"
+    );
+    call(&t, admin, &Issue { to: poor.public_key(), amount: STAR }).await.unwrap();
     assert_eq!(
         call(&t, &poor, &JoinTask { task, role: Role::Validator }).await.unwrap_err().code,
         ErrorCode::InsufficientStake
@@ -386,7 +394,13 @@ async fn an_unpaid_or_oversized_task_leaves_no_trace() {
     let attempt =
         async |who: &Identity, create: CreateTask| code(t.upload(&sign(who, &create), model.bytes()).await.unwrap());
 
-    // A key holding no STAR.
+    // A key holding nothing is not heard; one holding too little is refused.
+    assert_eq!(attempt(&stranger, create(spec(3, 100 * STAR))).await, ErrorCode::Unauthorized);
+    let after_fund = |mut books: BTreeMap<PublicKey, (u64, u64, u64)>| {
+        books.get_mut(&stranger.public_key()).unwrap().0 += STAR;
+        books
+    };
+    fund(&t, &place.admin, &stranger, STAR, None).await;
     assert_eq!(attempt(&stranger, create(spec(3, 100 * STAR))).await, ErrorCode::InsufficientBalance);
     // A pool that cannot pay every round (here, nothing at all).
     for pool in [0, 2] {
@@ -400,7 +414,7 @@ async fn an_unpaid_or_oversized_task_leaves_no_trace() {
     let tasks = net.service.store().tasks(PageRequest::first(10)).await.unwrap();
     assert!(tasks.items.is_empty(), "no task row: {:?}", tasks.items.iter().map(|t| t.id).collect::<Vec<_>>());
     assert_eq!(net.service.artifacts().len(*model.hash()).await.unwrap(), None, "no stored model");
-    assert_eq!(books(&net, &everyone).await, before);
+    assert_eq!(books(&net, &everyone).await, after_fund(before), "nothing moved but the 1 STAR issued");
 
     // The same model from a key that pays is taken.
     let (task, _) = create_task(&t, &creator, spec(3, 100 * STAR)).await;

@@ -463,7 +463,10 @@ async fn a_retried_update_hears_it_is_in_after_the_round_moved_on() {
         let again = bench.send(&trainer, update, Some(&bytes)).await.unwrap_err();
         assert_eq!(again.code, ErrorCode::Duplicate, "round {}: {again}", update.round);
     }
-    // A key that never submitted still hears what happened to the round.
+    // A key that never submitted (holding something, or it is not heard at
+    // all) still hears what happened to the round.
     let stranger = identity(2);
+    let admin = bench.admin.clone();
+    bench.ok(&admin, &Issue { to: stranger.public_key(), amount: STAR }, None).await;
     assert_eq!(bench.send(&stranger, &updates[0], Some(&bytes)).await.unwrap_err().code, ErrorCode::TaskFinished);
 }

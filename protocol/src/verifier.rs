@@ -64,17 +64,38 @@ impl Verifier {
         envelope: &SignedEnvelope,
         now_ms: u64,
     ) -> Result<Verified<T>, EnvelopeError> {
+        let verified = self.authenticate::<T>(envelope, now_ms)?;
+        self.record(&verified, now_ms)?;
+        Ok(verified)
+    }
+
+    /// Every check of [`Verifier::verify_envelope`] but the replay: kind,
+    /// signature, time window, decoding. Nothing is recorded, so it needs
+    /// only shared access (signatures can be checked in parallel); a
+    /// receiver that authorises the signer before spending a nonce slot on
+    /// it calls [`Verifier::record`] after.
+    pub fn authenticate<T: Message>(
+        &self,
+        envelope: &SignedEnvelope,
+        now_ms: u64,
+    ) -> Result<Verified<T>, EnvelopeError> {
         envelope.check_kind::<T>()?;
         envelope.verify_signature()?;
         self.replay.check_timestamp(envelope.timestamp_ms(), now_ms)?;
         let message = envelope.decode_message::<T>()?;
-        self.replay.check_and_record(envelope.signer(), envelope.nonce(), envelope.timestamp_ms(), now_ms)?;
         Ok(Verified {
             message,
             signer: *envelope.signer(),
             nonce: *envelope.nonce(),
             timestamp_ms: envelope.timestamp_ms(),
         })
+    }
+
+    /// Records an [authenticated](Verifier::authenticate) envelope's nonce,
+    /// refusing a replay (and a signer or guard over its quota).
+    pub fn record<T>(&mut self, verified: &Verified<T>, now_ms: u64) -> Result<(), EnvelopeError> {
+        self.replay.check_and_record(&verified.signer, &verified.nonce, verified.timestamp_ms, now_ms)?;
+        Ok(())
     }
 }
 
@@ -117,6 +138,26 @@ mod tests {
         assert_eq!(verified.nonce, Nonce::from_bytes([1; 16]));
         assert_eq!(verified.timestamp_ms, NOW);
         assert_eq!(v.replay_guard().len(), 1);
+    }
+
+    #[test]
+    fn authenticating_spends_no_nonce_until_recorded() {
+        let mut v = verifier();
+        let envelope = SignedEnvelope::from_bytes(&sealed(1, NOW), 4096).unwrap();
+        let first = v.authenticate::<Ping>(&envelope, NOW).unwrap();
+        let again = v.authenticate::<Ping>(&envelope, NOW).unwrap();
+        assert_eq!(first, again, "nothing was recorded");
+        assert!(v.replay_guard().is_empty());
+        v.record(&first, NOW).unwrap();
+        assert_eq!(v.replay_guard().len(), 1);
+        assert!(matches!(v.record(&again, NOW), Err(EnvelopeError::Replay(ReplayError::Replayed { .. }))));
+        // A bad signature or window fails authentication itself.
+        let mut forged = sealed(2, NOW);
+        *forged.last_mut().unwrap() ^= 1;
+        let forged = SignedEnvelope::from_bytes(&forged, 4096).unwrap();
+        assert!(v.authenticate::<Ping>(&forged, NOW).is_err());
+        let stale = SignedEnvelope::from_bytes(&sealed(3, NOW - 120_000), 4096).unwrap();
+        assert!(matches!(v.authenticate::<Ping>(&stale, NOW), Err(EnvelopeError::Replay(ReplayError::Stale { .. }))));
     }
 
     #[test]

@@ -60,7 +60,7 @@ mod upload;
 mod wire_error;
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use starling_protocol::{MAX_CONTROL_MESSAGE, PublicKey, ReplayConfig, TaskId, Verifier};
@@ -191,7 +191,9 @@ pub(crate) struct Inner<S, L, A> {
     pub(crate) artifacts: A,
     pub(crate) config: ServiceConfig,
     pub(crate) evaluator: Option<Arc<dyn Evaluator>>,
-    pub(crate) verifier: Mutex<Verifier>,
+    /// Shared to authenticate (signatures are checked in parallel),
+    /// exclusive only to record a nonce.
+    pub(crate) verifier: RwLock<Verifier>,
     pub(crate) tasks: RwLock<BTreeMap<TaskId, Arc<TaskSlot>>>,
     pub(crate) shutdown: watch::Sender<bool>,
     pub(crate) metrics: metrics::Metrics,
@@ -229,7 +231,7 @@ where
                 artifacts,
                 config,
                 evaluator,
-                verifier: Mutex::new(verifier),
+                verifier: RwLock::new(verifier),
                 tasks: RwLock::new(BTreeMap::new()),
                 shutdown: watch::channel(false).0,
                 metrics: metrics::Metrics::default(),

@@ -3,8 +3,10 @@
 //! A request goes **verify → precheck → receive → execute**, and its answer
 //! is counted once, here:
 //!
-//! 1. *verify*: a signed request's envelope (signature, version, freshness,
-//!    nonce: a replay is refused), then the message's own field rules;
+//! 1. *verify*: a signed request's envelope (signature, version,
+//!    freshness), the message's own field rules, the signer's admission (the
+//!    admin, or a key holding STAR or stake), and only then its nonce (a
+//!    replay is refused);
 //! 2. *precheck*: for an upload, whether it may be sent at all (the task,
 //!    round, phase, sampling and base model of an update; for a new task,
 //!    the coordinator's largest model, the creator's balance and open
@@ -22,7 +24,10 @@
 //! [`update_check`](super::update_check)).
 
 use starling_protocol::messages::SignedRequest;
-use starling_protocol::{ContentHash, ErrorCode, Request, Response, ResponseBody, SignedEnvelope, Verified, WireError};
+use starling_protocol::{
+    ContentHash, ErrorCode, PublicKey, Request, RequestError, Response, ResponseBody, SignedEnvelope, Verified,
+    WireError,
+};
 use starling_staking::LedgerStore;
 
 use super::Coordinator;
@@ -75,7 +80,7 @@ where
             Request::Read(read) => return self.read(read).await,
             Request::Signed(envelope) => envelope,
         };
-        let verified = self.verify(&envelope)?;
+        let verified = self.verify(&envelope).await?;
         let received = match upload(&verified.message) {
             None => Received::Nothing,
             Some((hash, len)) => {
@@ -86,16 +91,41 @@ where
         self.execute(verified, &envelope, received).await
     }
 
-    /// Checks a signed envelope: signature, version, freshness and nonce
-    /// (a replay is refused), then the message's own field rules.
-    fn verify(&self, envelope: &SignedEnvelope) -> Result<Verified<SignedRequest>, WireError> {
+    /// Checks a signed envelope: signature, version and freshness, then the
+    /// message's own field rules, then whether the signer may be heard at
+    /// all ([`admit`](Self::admit)), and only then spends a nonce slot on it
+    /// (a replay is refused). A stranger's junk never fills the replay store
+    /// that honest submissions need.
+    async fn verify(&self, envelope: &SignedEnvelope) -> Result<Verified<SignedRequest>, WireError> {
         let now = self.now().get();
         let verified = {
-            let mut verifier = self.inner.verifier.lock().expect("verifier lock");
-            SignedRequest::verify(&mut verifier, envelope, now).map_err(|e| WireError::from_error(&e))?
+            let verifier = self.inner.verifier.read().expect("verifier lock");
+            SignedRequest::authenticate(&verifier, envelope, now).map_err(|e| WireError::from_error(&e))?
         };
         verified.message.validate(&verified.signer).map_err(|e| WireError::from_error(&e))?;
+        self.admit(&verified.signer).await?;
+        let recorded = self.inner.verifier.write().expect("verifier lock").record(&verified, now);
+        recorded.map_err(|e| WireError::from_error(&RequestError::from(e)))?;
         Ok(verified)
+    }
+
+    /// Whether `signer` may be heard: the network's admin, or a key that
+    /// holds something in the ledger (free balance, stake or a delegation).
+    /// Every signed request needs one of these to have any effect (creating
+    /// or funding needs a balance, joining, training and scoring a stake),
+    /// so a key that holds nothing is refused before it costs a nonce slot.
+    async fn admit(&self, signer: &PublicKey) -> Result<(), WireError> {
+        if *signer == self.inner.config.admin {
+            return Ok(());
+        }
+        let held = self.inner.ledger.balances(signer).await.map_err(|e| ledger_error(&e))?;
+        if held.free.is_zero() && held.staked.is_zero() && held.delegated.is_zero() {
+            return Err(refuse(
+                ErrorCode::Unauthorized,
+                format!("{signer} holds no STAR and no stake; signed requests are taken only from keys that do"),
+            ));
+        }
+        Ok(())
     }
 
     /// Whether an upload may be sent, before its bytes are read.

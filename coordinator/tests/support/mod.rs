@@ -82,6 +82,9 @@ pub struct Place {
     /// protocol's default if `None`): the scale benchmark's admin funds a
     /// thousand keys.
     pub per_signer: Option<usize>,
+    /// Envelopes the whole replay store holds (the protocol's default if
+    /// `None`): small, to show what can and cannot fill it.
+    pub max_entries: Option<usize>,
     /// The artifact store (`artifacts/` in `dir` if `None`).
     pub artifacts: Option<AnyArtifacts>,
 }
@@ -102,7 +105,7 @@ impl Place {
         } else {
             format!("sqlite://{}?mode=rwc", dir.path().join("starling.db").display())
         };
-        Some(Self { dir, database_url, admin: identity(1_000), per_signer: None, artifacts: None })
+        Some(Self { dir, database_url, admin: identity(1_000), per_signer: None, max_entries: None, artifacts: None })
     }
 }
 
@@ -133,6 +136,9 @@ impl Network {
         if let Some(n) = place.per_signer {
             config.replay.max_entries_per_signer = n;
             config.replay.max_entries = config.replay.max_entries.max(4 * n);
+        }
+        if let Some(n) = place.max_entries {
+            config.replay.max_entries = n;
         }
         let held_out = mnist().test.subset(&(5_000..7_000).collect::<Vec<_>>());
         let evaluator = Arc::new(ModelEvaluator::new("mnist", &held_out));

@@ -139,6 +139,29 @@ macro_rules! signed_requests {
                 }
             }
 
+            /// Authenticates an envelope arriving live, whatever its kind:
+            /// every check of [`SignedRequest::verify`] but the replay (see
+            /// [`Verifier::authenticate`]); record its nonce with
+            /// [`Verifier::record`] once the signer is authorised.
+            pub fn authenticate(
+                verifier: &Verifier,
+                envelope: &SignedEnvelope,
+                now_ms: u64,
+            ) -> Result<Verified<Self>, RequestError> {
+                match envelope.kind() {
+                    $(<$name as Message>::KIND => {
+                        let verified = verifier.authenticate::<$name>(envelope, now_ms)?;
+                        Ok(Verified {
+                            message: Self::$name(verified.message),
+                            signer: verified.signer,
+                            nonce: verified.nonce,
+                            timestamp_ms: verified.timestamp_ms,
+                        })
+                    })*
+                    other => Err(unknown_kind(other)),
+                }
+            }
+
             /// Verifies an envelope arriving live, whatever its kind: signature,
             /// time window and replay (see [`Verifier::verify_envelope`]).
             /// The fields are not validated yet: call
