@@ -11,9 +11,11 @@ use starling_coordinator::artifacts::ArtifactStore;
 use starling_coordinator::round::UnixMillis;
 use starling_coordinator::store::{CoordinatorStore, open_any};
 use starling_models::zoo::{Model, ModelKind};
+use starling_net::{Limits, Trust, client_endpoint, connect, read_frame, write_frame};
 use starling_protocol::{
-    ContentHash, CreateTask, ErrorCode, FetchUpdate, JoinTask, NamedTensor, PageRequest, ReadRequest, Request,
-    Response, ResponseBody, Role, RoundInfo, RoundPhase, SubmitUpdate, TaskId, Transfer, UpdatePayload,
+    ContentHash, CreateTask, ErrorCode, FetchUpdate, JoinTask, MAX_CONTROL_MESSAGE, NamedTensor, PageRequest,
+    ReadRequest, Request, Response, ResponseBody, Role, RoundInfo, RoundPhase, SubmitUpdate, TaskId, Transfer,
+    UpdatePayload,
 };
 use starling_staking::{Amount, LedgerStore, Operation, Params, Timestamp};
 use support::*;
@@ -227,5 +229,49 @@ async fn signed_junk_from_keys_that_hold_nothing_takes_no_replay_slot() {
     }
     let free = net.service.ledger().free_balance(&honest.public_key()).await.unwrap();
     assert_eq!(free.micro(), 10 * STAR - 20);
+    net.kill();
+}
+
+/// Streams that stall: one opened with half a request frame and left
+/// silent, and an upload that stops half-way. Each is let go when its time
+/// is up (the request timeout; for a blob, that plus its length at 64 KiB/s)
+/// instead of holding a task and its buffers for as long as the peer likes,
+/// and the stalled upload stores nothing. Before, both waited for ever.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stalled_streams_are_let_go_when_their_time_is_up() {
+    let mut place = Place::new("stalled", false).await.unwrap();
+    place.request_timeout = Some(Duration::from_millis(300));
+    let net = Network::start(&place, Duration::from_secs(5)).await;
+    let t = net.transport();
+    let creator = identity(1);
+    fund(&t, &place.admin, &creator, 1_000 * STAR, None).await;
+    let client =
+        client_endpoint(([127, 0, 0, 1], 0).into(), Trust::Pinned(net.fingerprint()), &Limits::default()).unwrap();
+    let connection = connect(&client, &net.addr.to_string()).await.unwrap();
+    let patience = Duration::from_secs(10);
+
+    // Half a frame's length prefix, then silence.
+    let (mut send, mut recv) = connection.open_bi().await.unwrap();
+    send.write_all(&[0, 0]).await.unwrap();
+    let ended = tokio::time::timeout(patience, recv.read_to_end(1 << 16)).await;
+    assert!(matches!(ended, Ok(Err(_))), "the silent stream was not reset: {ended:?}");
+
+    // A signed upload whose blob stops half-way.
+    let model = Model::init(ModelKind::LogReg, 5, &Device::flex()).to_payload().unwrap();
+    let create =
+        CreateTask { spec: spec(3, 100 * STAR), initial_model: *model.hash(), initial_model_len: model.len() as u64 };
+    let (mut send, mut recv) = connection.open_bi().await.unwrap();
+    write_frame(&mut send, &sign(&creator, &create).to_bytes().unwrap()).await.unwrap();
+    send.write_all(&(model.len() as u64).to_le_bytes()).await.unwrap();
+    send.write_all(&model.bytes()[..model.len() / 2]).await.unwrap();
+    let answer = tokio::time::timeout(patience, read_frame(&mut recv, MAX_CONTROL_MESSAGE)).await;
+    let answer = Response::from_bytes(&answer.expect("answered in time").unwrap(), MAX_CONTROL_MESSAGE).unwrap();
+    assert!(matches!(answer, Response::Error(ref e) if e.code == ErrorCode::RateLimited), "{answer:?}");
+    assert!(net.service.store().tasks(PageRequest::first(5)).await.unwrap().items.is_empty());
+    assert_eq!(net.service.artifacts().len(*model.hash()).await.unwrap(), None, "nothing stored");
+
+    // The connection still serves an honest request.
+    let (task, _) = create_task(&t, &creator, spec(3, 100 * STAR)).await;
+    assert!(net.service.store().task(task).await.unwrap().is_some());
     net.kill();
 }

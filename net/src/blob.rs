@@ -13,7 +13,7 @@ use bytes::Bytes;
 use quinn::{ClosedStream, ReadError, RecvStream, SendStream};
 use starling_protocol::ContentHash;
 use thiserror::Error;
-use tokio::io::{AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use crate::frame::REFUSED;
 
@@ -76,6 +76,16 @@ pub enum BlobError {
     /// The stream was already finished or reset locally.
     #[error("the blob stream was already closed: {0}")]
     Closed(#[from] ClosedStream),
+    /// The blob did not arrive within the time the receiver allows (a peer
+    /// that sends too slowly, or not at all, holds a stream no longer).
+    #[error("the blob did not arrive within {limit_ms} ms; send it again faster")]
+    TimedOut {
+        /// The time allowed, in milliseconds.
+        limit_ms: u64,
+    },
+    /// Reading the blob to send from its source failed.
+    #[error("reading the blob to send failed: {0}")]
+    Source(#[source] io::Error),
     /// Writing into the sink failed.
     #[error("storing the received blob failed: {0}")]
     Sink(#[source] io::Error),
@@ -103,6 +113,30 @@ fn write_error(error: quinn::WriteError) -> BlobError {
 pub async fn send_blob(send: &mut SendStream, bytes: &[u8]) -> Result<(), BlobError> {
     send.write_all(&(bytes.len() as u64).to_le_bytes()).await.map_err(write_error)?;
     send.write_all(bytes).await.map_err(write_error)?;
+    send.finish()?;
+    Ok(())
+}
+
+/// Sends a blob of `len` bytes read from `source` (a stored file, say): the
+/// length prefix, the bytes as they are read through one buffer of at most
+/// 256 KiB (memory does not grow with the blob), then the end of the stream.
+/// A source that ends before `len` bytes resets the stream (the receiver
+/// never takes a short blob for a whole one) and is
+/// [`BlobError::Truncated`]; bytes after the first `len` are not sent.
+pub async fn send_blob_from(send: &mut SendStream, len: u64, source: impl AsyncRead + Unpin) -> Result<(), BlobError> {
+    send.write_all(&len.to_le_bytes()).await.map_err(write_error)?;
+    let mut source = source.take(len);
+    let mut buffer = vec![0u8; usize::try_from(len.min(STAGING as u64)).unwrap_or(STAGING)];
+    let mut sent = 0u64;
+    while sent < len {
+        let read = source.read(&mut buffer).await.map_err(BlobError::Source)?;
+        if read == 0 {
+            let _ = send.reset(REFUSED);
+            return Err(BlobError::Truncated { announced: len, received: sent });
+        }
+        send.write_all(&buffer[..read]).await.map_err(write_error)?;
+        sent += read as u64;
+    }
     send.finish()?;
     Ok(())
 }

@@ -40,7 +40,7 @@ mod test_support;
 mod tls;
 mod trust;
 
-pub use blob::{BlobError, PIECE_ALIGN, recv_blob, recv_blob_pieces, send_blob};
+pub use blob::{BlobError, PIECE_ALIGN, recv_blob, recv_blob_pieces, send_blob, send_blob_from};
 pub use endpoint::{ClientEndpoint, ConnectError, client_endpoint, connect, connect_addr};
 pub use endpoint_error::EndpointError;
 pub use fingerprint::{Fingerprint, ParseFingerprintError};

@@ -7,8 +7,8 @@ use std::net::SocketAddr;
 use anyhow::{Context, Result};
 use starling_net::quinn::{Connection, Endpoint, VarInt};
 use starling_net::{
-    ConnectError, Fingerprint, Limits, ServerIdentity, Trust, accept_request, client_endpoint, connect, connect_addr,
-    recv_blob, request, send_blob, server_config, server_endpoint,
+    BlobError, ConnectError, Fingerprint, Limits, ServerIdentity, Trust, accept_request, client_endpoint, connect,
+    connect_addr, recv_blob, request, send_blob, send_blob_from, server_config, server_endpoint,
 };
 use starling_protocol::ContentHash;
 
@@ -36,7 +36,8 @@ async fn handle(connection: Connection) {
         tokio::spawn(async move {
             while let Ok(mut recv) = connection.accept_uni().await {
                 let mut sink = Vec::new();
-                let (_, hash) = recv_blob(&mut recv, 1 << 20, None, &mut sink).await.expect("a valid upload");
+                // A broken upload (reset by its sender) is not acknowledged.
+                let Ok((_, hash)) = recv_blob(&mut recv, 1 << 20, None, &mut sink).await else { continue };
                 // Tell the uploader what arrived, on a request stream of our own.
                 request(&connection, hash.as_bytes(), 0).await.expect("the uploader acknowledges");
             }
@@ -75,6 +76,21 @@ async fn pinned_client_exchanges_frames_and_blobs_with_a_persistent_server() -> 
     let acknowledgement = accept_request(&connection, 32).await?.context("the server reports the upload")?;
     assert_eq!(acknowledgement.body(), ContentHash::of(&blob).as_bytes());
     acknowledgement.respond(b"").await?;
+
+    // The same blob sent from a reader as it is read (a stored file, say).
+    let mut send = connection.open_uni().await?;
+    send_blob_from(&mut send, blob.len() as u64, &blob[..]).await?;
+    let acknowledgement = accept_request(&connection, 32).await?.context("the server reports the upload")?;
+    assert_eq!(acknowledgement.body(), ContentHash::of(&blob).as_bytes());
+    acknowledgement.respond(b"").await?;
+    // A source shorter than its announced length resets the stream: the
+    // receiver never takes a short blob for a whole one.
+    let mut send = connection.open_uni().await?;
+    let short = send_blob_from(&mut send, blob.len() as u64 + 10, &blob[..]).await.unwrap_err();
+    assert!(
+        matches!(short, BlobError::Truncated { announced, received } if announced == blob.len() as u64 + 10 && received == blob.len() as u64),
+        "{short}"
+    );
 
     connection.close(VarInt::from_u32(0), b"bye");
     server.close(VarInt::from_u32(0), b"shutdown");

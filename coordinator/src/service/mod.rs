@@ -107,6 +107,14 @@ pub struct ServiceConfig {
     /// How many unfinished tasks one creator may have at once: a key cannot
     /// make the coordinator drive tasks without end.
     pub max_open_tasks_per_creator: u64,
+    /// How long a QUIC stream may take to deliver its request frame, and
+    /// the fixed part of the time a blob may take to arrive or be taken
+    /// (see [`ServiceConfig::transfer_limit`]): a peer that opens streams
+    /// and sends nothing, or withholds flow control, holds none for longer.
+    pub request_timeout: Duration,
+    /// The slowest transfer rate a blob is given time for, in bytes per
+    /// second.
+    pub min_transfer_rate: u64,
     /// Timestamp and nonce window of signed requests.
     pub replay: ReplayConfig,
     /// The ledger's parameters (the same the ledger store was opened with):
@@ -124,8 +132,9 @@ pub struct ServiceConfig {
 
 impl ServiceConfig {
     /// Defaults for a coordinator whose admin is `admin`: a one-minute join
-    /// window, a 250 ms tick, no harm threshold, the protocol's replay window,
-    /// the system clock, drivers run by the service.
+    /// window, a 250 ms tick, no harm threshold, 10 s for a request frame and
+    /// 64 KiB/s for a blob, the protocol's replay window, the system clock,
+    /// drivers run by the service.
     pub fn new(admin: PublicKey) -> Self {
         Self {
             admin,
@@ -134,12 +143,23 @@ impl ServiceConfig {
             harm_threshold: None,
             max_model_bytes: DEFAULT_MAX_MODEL_BYTES,
             max_open_tasks_per_creator: DEFAULT_MAX_OPEN_TASKS_PER_CREATOR,
+            request_timeout: Duration::from_secs(10),
+            min_transfer_rate: 64 * 1024,
             replay: ReplayConfig::default(),
             params: Params::default(),
             market: MarketParams::default(),
             clock: Clock::System,
             run_drivers: true,
         }
+    }
+}
+
+impl ServiceConfig {
+    /// The time a blob of `len` bytes may take to arrive or to be taken:
+    /// the request timeout plus `len` at the slowest rate allowed.
+    pub fn transfer_limit(&self, len: u64) -> Duration {
+        let rate = self.min_transfer_rate.max(1);
+        self.request_timeout.saturating_add(Duration::from_secs_f64(len as f64 / rate as f64))
     }
 }
 

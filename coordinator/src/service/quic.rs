@@ -9,15 +9,18 @@
 //! frame and writing the answer is the [pipeline](super::pipeline)'s; this
 //! module only moves bytes.
 
+use std::time::Duration;
+
 use bytes::Bytes;
 use starling_net::quinn::{Endpoint, RecvStream, SendStream};
-use starling_net::{BlobError, FrameError, REFUSED, read_frame, recv_blob_pieces, send_blob, write_frame};
+use starling_net::{BlobError, FrameError, REFUSED, read_frame, recv_blob_pieces, send_blob_from, write_frame};
 use starling_protocol::{ErrorCode, MAX_CONTROL_MESSAGE, Request, Response, ResponseBody, WireError};
 use starling_staking::LedgerStore;
 
 use super::Coordinator;
 use super::upload::Body;
-use crate::artifacts::ArtifactStore;
+use super::wire_error::artifact_error;
+use crate::artifacts::{ArtifactError, ArtifactStore};
 use crate::store::CoordinatorStore;
 
 impl<S, L, A> Coordinator<S, L, A>
@@ -54,43 +57,84 @@ where
         endpoint.close(0u32.into(), b"coordinator shutting down");
     }
 
-    async fn serve_stream(&self, send: SendStream, mut recv: RecvStream) {
-        let request = match read_frame(&mut recv, MAX_CONTROL_MESSAGE).await {
-            Ok(bytes) => Request::from_bytes(&bytes, MAX_CONTROL_MESSAGE).map_err(|e| WireError::from_error(&e)),
-            Err(error @ FrameError::TooLarge { .. }) => Err(WireError::new(ErrorCode::Oversized, error.to_string())),
-            Err(error) => {
+    async fn serve_stream(&self, mut send: SendStream, mut recv: RecvStream) {
+        let config = &self.inner.config;
+        let frame = tokio::time::timeout(config.request_timeout, read_frame(&mut recv, MAX_CONTROL_MESSAGE)).await;
+        let request = match frame {
+            Ok(Ok(bytes)) => Request::from_bytes(&bytes, MAX_CONTROL_MESSAGE).map_err(|e| WireError::from_error(&e)),
+            Ok(Err(error @ FrameError::TooLarge { .. })) => {
+                Err(WireError::new(ErrorCode::Oversized, error.to_string()))
+            }
+            Ok(Err(error)) => {
                 // Nothing to answer: the stream broke before a request arrived.
                 tracing::debug!("unreadable request frame: {error}");
                 return;
             }
+            Err(_) => {
+                // A stream opened and left silent holds nothing for longer.
+                let _ = recv.stop(REFUSED);
+                let _ = send.reset(REFUSED);
+                return;
+            }
         };
-        let answer = self.answer(request, &mut QuicBody(&mut recv)).await;
+        let mut body = QuicBody { recv: &mut recv, config };
+        let answer = self.answer(request, &mut body).await;
         match answer {
             // A download (a public model, or an update for its readers): the
             // bytes follow the announcement.
             Ok(ResponseBody::Blob { hash, .. }) => self.send_blob(send, hash).await,
-            answer => reply(send, answer.into()).await,
+            answer => reply(send, answer.into(), self.inner.config.request_timeout).await,
         }
     }
 
-    /// Sends a stored blob: its announcement, then its bytes.
+    /// Sends a stored blob: its announcement, then its bytes, streamed from
+    /// the store (one buffer per download, whatever the blob's size; the
+    /// reader checks the hash).
     async fn send_blob(&self, mut send: SendStream, hash: starling_protocol::ContentHash) {
-        let bytes = match self.blob(hash).await {
-            Ok(bytes) => bytes,
-            Err(error) => return reply(send, error.into()).await,
+        let timeout = self.inner.config.request_timeout;
+        let artifacts = &self.inner.artifacts;
+        let opened = match artifacts.len(hash).await {
+            Ok(Some(len)) => artifacts.open(hash).await.map(|reader| (len, reader)),
+            Ok(None) => Err(ArtifactError::NotFound(hash)),
+            Err(error) => Err(error),
         };
-        let head = Response::Ok(ResponseBody::Blob { hash, len: bytes.len() as u64 });
+        let (len, reader) = match opened {
+            Ok(opened) => opened,
+            Err(ArtifactError::NotFound(_)) => {
+                let missing = WireError::new(ErrorCode::UnknownBlob, format!("no blob {hash}"));
+                return reply(send, missing.into(), timeout).await;
+            }
+            Err(error) => return reply(send, artifact_error(&error).into(), timeout).await,
+        };
+        let head = Response::Ok(ResponseBody::Blob { hash, len });
         let head = head.to_bytes().expect("a blob announcement always encodes");
-        if write_frame(&mut send, &head).await.is_ok() && send_blob(&mut send, &bytes).await.is_ok() {
-            let _ = send.stopped().await;
+        // A reader that withholds flow control holds the stream no longer
+        // than the slowest rate allows.
+        let limit = self.inner.config.transfer_limit(len);
+        let sent = tokio::time::timeout(limit, async {
+            write_frame(&mut send, &head).await.is_ok() && send_blob_from(&mut send, len, reader).await.is_ok()
+        })
+        .await;
+        match sent {
+            Ok(true) => {
+                let _ = tokio::time::timeout(self.inner.config.request_timeout, send.stopped()).await;
+            }
+            Ok(false) => {}
+            Err(_) => {
+                let _ = send.reset(REFUSED);
+            }
         }
     }
 }
 
 /// An upload's bytes on the stream its request came on. Each piece is
 /// copied once out of quinn's packets, page-aligned, so the artifact store
-/// can write it with direct I/O.
-struct QuicBody<'a>(&'a mut RecvStream);
+/// can write it with direct I/O. It must arrive within the configured
+/// [`transfer_limit`](super::ServiceConfig::transfer_limit).
+struct QuicBody<'a> {
+    recv: &'a mut RecvStream,
+    config: &'a super::ServiceConfig,
+}
 
 impl Body for QuicBody<'_> {
     async fn receive(
@@ -98,15 +142,24 @@ impl Body for QuicBody<'_> {
         max_len: u64,
         each: impl FnMut(Bytes) -> Result<(), BlobError> + Send,
     ) -> Result<u64, BlobError> {
-        recv_blob_pieces(self.0, max_len, each).await
+        let limit = self.config.transfer_limit(max_len);
+        match tokio::time::timeout(limit, recv_blob_pieces(self.recv, max_len, each)).await {
+            Ok(received) => received,
+            Err(_) => {
+                let _ = self.recv.stop(REFUSED);
+                Err(BlobError::TimedOut { limit_ms: u64::try_from(limit.as_millis()).unwrap_or(u64::MAX) })
+            }
+        }
     }
 
     fn refuse(&mut self) {
-        let _ = self.0.stop(REFUSED);
+        let _ = self.recv.stop(REFUSED);
     }
 }
 
-async fn reply(mut send: SendStream, response: Response) {
+/// Sends the answer frame, giving up after `limit` (a peer that does not
+/// read its answer holds the stream no longer).
+async fn reply(mut send: SendStream, response: Response, limit: Duration) {
     let bytes = match response.to_bytes() {
         Ok(bytes) => bytes,
         Err(error) => {
@@ -114,7 +167,13 @@ async fn reply(mut send: SendStream, response: Response) {
             return;
         }
     };
-    if write_frame(&mut send, &bytes).await.is_ok() && send.finish().is_ok() {
-        let _ = send.stopped().await;
+    let sent = tokio::time::timeout(limit, async {
+        if write_frame(&mut send, &bytes).await.is_ok() && send.finish().is_ok() {
+            let _ = send.stopped().await;
+        }
+    })
+    .await;
+    if sent.is_err() {
+        let _ = send.reset(REFUSED);
     }
 }

@@ -83,6 +83,7 @@ pub(crate) fn blob_error(error: &BlobError) -> WireError {
         BlobError::TooLarge { .. } | BlobError::TrailingBytes { .. } => ErrorCode::LengthMismatch,
         BlobError::HashMismatch { .. } => ErrorCode::HashMismatch,
         BlobError::Truncated { .. } => ErrorCode::LengthMismatch,
+        BlobError::TimedOut { .. } => ErrorCode::RateLimited,
         _ => ErrorCode::Malformed,
     };
     WireError::new(code, error.to_string())

@@ -85,6 +85,9 @@ pub struct Place {
     /// Envelopes the whole replay store holds (the protocol's default if
     /// `None`): small, to show what can and cannot fill it.
     pub max_entries: Option<usize>,
+    /// Time for a request frame (and the fixed part of a blob's); the
+    /// service's default if `None`.
+    pub request_timeout: Option<Duration>,
     /// The artifact store (`artifacts/` in `dir` if `None`).
     pub artifacts: Option<AnyArtifacts>,
 }
@@ -105,7 +108,15 @@ impl Place {
         } else {
             format!("sqlite://{}?mode=rwc", dir.path().join("starling.db").display())
         };
-        Some(Self { dir, database_url, admin: identity(1_000), per_signer: None, max_entries: None, artifacts: None })
+        Some(Self {
+            dir,
+            database_url,
+            admin: identity(1_000),
+            per_signer: None,
+            max_entries: None,
+            request_timeout: None,
+            artifacts: None,
+        })
     }
 }
 
@@ -139,6 +150,9 @@ impl Network {
         }
         if let Some(n) = place.max_entries {
             config.replay.max_entries = n;
+        }
+        if let Some(timeout) = place.request_timeout {
+            config.request_timeout = timeout;
         }
         let held_out = mnist().test.subset(&(5_000..7_000).collect::<Vec<_>>());
         let evaluator = Arc::new(ModelEvaluator::new("mnist", &held_out));
