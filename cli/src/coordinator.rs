@@ -86,6 +86,7 @@ async fn serve(config: ServeConfig) -> Result<()> {
         harm_threshold: config.harm_threshold,
         max_model_bytes: config.max_model_bytes,
         max_open_tasks_per_creator: config.max_open_tasks,
+        max_connections_per_address: config.max_connections_per_address,
         ..ServiceConfig::new(admin)
     };
     let service = Coordinator::start(store, ledger, artifacts, service_config, evaluator)

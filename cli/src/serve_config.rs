@@ -13,7 +13,9 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 use serde::Deserialize;
 use starling_coordinator::artifacts::ArtifactLocation;
-use starling_coordinator::service::{DEFAULT_MAX_MODEL_BYTES, DEFAULT_MAX_OPEN_TASKS_PER_CREATOR};
+use starling_coordinator::service::{
+    DEFAULT_MAX_CONNECTIONS_PER_ADDRESS, DEFAULT_MAX_MODEL_BYTES, DEFAULT_MAX_OPEN_TASKS_PER_CREATOR,
+};
 use starling_protocol::PublicKey;
 
 /// Where the QUIC front listens unless told otherwise.
@@ -80,6 +82,10 @@ pub(crate) struct ServeArgs {
     /// [env: STARLING_MAX_OPEN_TASKS] [default: 16]
     #[arg(long, value_name = "N")]
     max_open_tasks: Option<u64>,
+    /// How many QUIC connections one IP address may hold open
+    /// [env: STARLING_MAX_CONNECTIONS_PER_ADDRESS] [default: 64]
+    #[arg(long, value_name = "N")]
+    max_connections_per_address: Option<usize>,
     /// A CA-issued certificate chain (PEM) instead of the self-signed one in DATA_DIR/tls
     /// [env: STARLING_TLS_CERT] [default: none]
     #[arg(long, value_name = "PEM", requires = "tls_key")]
@@ -147,12 +153,13 @@ struct Layer {
     harm_threshold: Option<f64>,
     max_model_bytes: Option<u64>,
     max_open_tasks: Option<u64>,
+    max_connections_per_address: Option<usize>,
     tls_cert: Option<PathBuf>,
     tls_key: Option<PathBuf>,
 }
 
 /// Each setting's key (in the file and in `--print-config`) and environment variable.
-const KEYS: [(&str, &str); 14] = [
+const KEYS: [(&str, &str); 15] = [
     ("data_dir", "STARLING_HOME"),
     ("quic_addr", "STARLING_QUIC_ADDR"),
     ("http_addr", "STARLING_HTTP_ADDR"),
@@ -165,6 +172,7 @@ const KEYS: [(&str, &str); 14] = [
     ("harm_threshold", "STARLING_HARM_THRESHOLD"),
     ("max_model_bytes", "STARLING_MAX_MODEL_BYTES"),
     ("max_open_tasks", "STARLING_MAX_OPEN_TASKS"),
+    ("max_connections_per_address", "STARLING_MAX_CONNECTIONS_PER_ADDRESS"),
     ("tls_cert", "STARLING_TLS_CERT"),
     ("tls_key", "STARLING_TLS_KEY"),
 ];
@@ -216,6 +224,7 @@ impl Layer {
             harm_threshold: parse(var, "harm_threshold")?,
             max_model_bytes: parse(var, "max_model_bytes")?,
             max_open_tasks: parse(var, "max_open_tasks")?,
+            max_connections_per_address: parse(var, "max_connections_per_address")?,
             tls_cert: parse(var, "tls_cert")?,
             tls_key: parse(var, "tls_key")?,
         })
@@ -235,6 +244,7 @@ impl Layer {
             harm_threshold: args.harm_threshold,
             max_model_bytes: args.max_model_bytes,
             max_open_tasks: args.max_open_tasks,
+            max_connections_per_address: args.max_connections_per_address,
             tls_cert: args.tls_cert.clone(),
             tls_key: args.tls_key.clone(),
         }
@@ -259,6 +269,7 @@ impl Layer {
         pick("harm_threshold", over.harm_threshold.is_some());
         pick("max_model_bytes", over.max_model_bytes.is_some());
         pick("max_open_tasks", over.max_open_tasks.is_some());
+        pick("max_connections_per_address", over.max_connections_per_address.is_some());
         pick("tls_cert", over.tls_cert.is_some());
         pick("tls_key", over.tls_key.is_some());
         Self {
@@ -274,6 +285,7 @@ impl Layer {
             harm_threshold: over.harm_threshold.or(self.harm_threshold),
             max_model_bytes: over.max_model_bytes.or(self.max_model_bytes),
             max_open_tasks: over.max_open_tasks.or(self.max_open_tasks),
+            max_connections_per_address: over.max_connections_per_address.or(self.max_connections_per_address),
             tls_cert: over.tls_cert.or(self.tls_cert),
             tls_key: over.tls_key.or(self.tls_key),
         }
@@ -369,6 +381,7 @@ pub(crate) struct ServeConfig {
     pub(crate) harm_threshold: Option<f64>,
     pub(crate) max_model_bytes: u64,
     pub(crate) max_open_tasks: u64,
+    pub(crate) max_connections_per_address: usize,
     pub(crate) tls: Tls,
     /// Where each explicitly set value came from (absent: the default).
     sources: BTreeMap<&'static str, Source>,
@@ -427,6 +440,9 @@ impl ServeConfig {
         if merged.max_open_tasks == Some(0) {
             bail!("max_open_tasks must be at least 1");
         }
+        if merged.max_connections_per_address == Some(0) {
+            bail!("max_connections_per_address must be at least 1");
+        }
         Ok(Self {
             quic_addr: merged.quic_addr.unwrap_or_else(|| DEFAULT_QUIC_ADDR.parse().expect("a valid default")),
             http_addr: merged.http_addr.unwrap_or_else(|| DEFAULT_HTTP_ADDR.parse().expect("a valid default")),
@@ -439,6 +455,9 @@ impl ServeConfig {
             harm_threshold: merged.harm_threshold,
             max_model_bytes: merged.max_model_bytes.unwrap_or(DEFAULT_MAX_MODEL_BYTES),
             max_open_tasks: merged.max_open_tasks.unwrap_or(DEFAULT_MAX_OPEN_TASKS_PER_CREATOR),
+            max_connections_per_address: merged
+                .max_connections_per_address
+                .unwrap_or(DEFAULT_MAX_CONNECTIONS_PER_ADDRESS),
             tls,
             data_dir,
             sources,
@@ -460,7 +479,7 @@ impl ServeConfig {
             Tls::Files { cert, key } => (Some(path(cert)), Some(path(key))),
             Tls::SelfSigned(_) => (None, None),
         };
-        let values: [(&str, Option<String>); 14] = [
+        let values: [(&str, Option<String>); 15] = [
             ("data_dir", Some(path(&self.data_dir))),
             ("quic_addr", Some(string(self.quic_addr.to_string()))),
             ("http_addr", Some(string(self.http_addr.to_string()))),
@@ -473,6 +492,7 @@ impl ServeConfig {
             ("harm_threshold", self.harm_threshold.map(|t| toml::Value::Float(t).to_string())),
             ("max_model_bytes", Some(self.max_model_bytes.to_string())),
             ("max_open_tasks", Some(self.max_open_tasks.to_string())),
+            ("max_connections_per_address", Some(self.max_connections_per_address.to_string())),
             ("tls_cert", tls_cert),
             ("tls_key", tls_key),
         ];
@@ -518,6 +538,7 @@ mod tests {
         assert_eq!(config.admin_key, None);
         assert_eq!(config.max_model_bytes, DEFAULT_MAX_MODEL_BYTES);
         assert_eq!(config.max_open_tasks, DEFAULT_MAX_OPEN_TASKS_PER_CREATOR);
+        assert_eq!(config.max_connections_per_address, DEFAULT_MAX_CONNECTIONS_PER_ADDRESS);
         assert_eq!(config.source("quic_addr"), Source::Default);
 
         let home = ServeConfig::resolve(&ServeArgs::default(), &env(&[("STARLING_HOME", "/srv/st")])).unwrap();
@@ -560,6 +581,11 @@ mod tests {
         let none = env(&[("HOME", "/h"), ("STARLING_MAX_OPEN_TASKS", "0")]);
         let err = ServeConfig::resolve(&ServeArgs::default(), &none).unwrap_err();
         assert!(err.to_string().contains("max_open_tasks must be at least 1"), "{err}");
+        let none = env(&[("HOME", "/h"), ("STARLING_MAX_CONNECTIONS_PER_ADDRESS", "0")]);
+        let err = ServeConfig::resolve(&ServeArgs::default(), &none).unwrap_err();
+        assert!(err.to_string().contains("max_connections_per_address must be at least 1"), "{err}");
+        let crowd = env(&[("HOME", "/h"), ("STARLING_MAX_CONNECTIONS_PER_ADDRESS", "500")]);
+        assert_eq!(ServeConfig::resolve(&ServeArgs::default(), &crowd).unwrap().max_connections_per_address, 500);
         let small = env(&[("HOME", "/h"), ("STARLING_MAX_MODEL_BYTES", "1048576")]);
         assert_eq!(ServeConfig::resolve(&ServeArgs::default(), &small).unwrap().max_model_bytes, 1 << 20);
         let args = ServeArgs { store_url: Some("gs://bucket/models".into()), ..ServeArgs::default() };

@@ -45,6 +45,8 @@ fn rss_mb(field: &str) -> f64 {
 async fn run(trainers: usize) {
     let mut place = Place::new("scale", false).await.unwrap();
     place.per_signer = Some(4 * trainers + 100);
+    // Every simulated client connects from 127.0.0.1.
+    place.max_connections_per_address = Some(trainers + 100);
     let net = Arc::new(Network::start(&place, Duration::from_secs(3_600)).await);
     let t = net.transport();
     let mut spec = spec(1, 10_000 * STAR);

@@ -275,3 +275,42 @@ async fn stalled_streams_are_let_go_when_their_time_is_up() {
     assert!(net.service.store().task(task).await.unwrap().is_some());
     net.kill();
 }
+
+/// Connections from one address: it may hold its share and no more, so one
+/// machine opening connection after connection (each one a handshake, TLS
+/// state and stream buffers) cannot take every place; a closed connection
+/// gives its place back, and the coordinator goes on serving. Before, there
+/// was no limit.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_address_holds_at_most_its_share_of_connections() {
+    let mut place = Place::new("crowd", false).await.unwrap();
+    place.max_connections_per_address = Some(3);
+    let net = Network::start(&place, Duration::from_secs(5)).await;
+    let client =
+        client_endpoint(([127, 0, 0, 1], 0).into(), Trust::Pinned(net.fingerprint()), &Limits::default()).unwrap();
+    let target = net.addr.to_string();
+    let read = Request::Read(ReadRequest::GetBalance { key: identity(1).public_key() }).to_bytes().unwrap();
+    let mut open = Vec::new();
+    for n in 0..3 {
+        let connection = connect(&client, &target).await.unwrap_or_else(|e| panic!("connection {n}: {e}"));
+        starling_net::request(&connection, &read, MAX_CONTROL_MESSAGE).await.unwrap();
+        open.push(connection);
+    }
+    let refused = connect(&client, &target).await;
+    assert!(refused.is_err(), "a fourth connection from the same address was taken");
+    // A closed connection gives its place back.
+    let closed = open.pop().unwrap();
+    closed.close(0u32.into(), b"done");
+    drop(closed);
+    let mut again = None;
+    for _ in 0..100 {
+        if let Ok(connection) = connect(&client, &target).await {
+            again = Some(connection);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let again = again.expect("the freed place is taken again");
+    starling_net::request(&again, &read, MAX_CONTROL_MESSAGE).await.unwrap();
+    net.kill();
+}

@@ -470,3 +470,32 @@ async fn a_retried_update_hears_it_is_in_after_the_round_moved_on() {
     bench.ok(&admin, &Issue { to: stranger.public_key(), amount: STAR }, None).await;
     assert_eq!(bench.send(&stranger, &updates[0], Some(&bytes)).await.unwrap_err().code, ErrorCode::TaskFinished);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_task_nobody_joins_is_closed_and_refunded_after_its_expiry() {
+    let mut bench = Bench::new(None).await;
+    let (creator, create, model) = bench.create_request(1).await;
+    let before = bench.free(&creator).await;
+    let ResponseBody::TaskCreated { task } = bench.ok(&creator, &create, Some(&model)).await else { panic!() };
+    assert_eq!(bench.free(&creator).await, before - 100 * STAR, "escrowed");
+    // Waiting: nobody eligible joins.
+    assert_eq!(bench.drive(task).await, Drive::Waiting);
+    let expiry = ServiceConfig::new(bench.admin.public_key()).unjoined_expiry.as_secs();
+    bench.advance(expiry - 1);
+    assert_eq!(bench.drive(task).await, Drive::Waiting, "not yet");
+    bench.advance(1);
+    assert_eq!(bench.drive(task).await, Drive::Finished);
+    assert_eq!(bench.free(&creator).await, before, "the whole pool came back");
+    let pool = bench.ledger.pool(task).await.unwrap().unwrap();
+    assert_eq!((pool.balance.micro(), pool.rounds_left()), (0, 0));
+    // The task is gone for a late joiner, and a restart does not run it again.
+    let trainer = identity(1);
+    bench.fund(&trainer, Role::Trainer, 50 * STAR).await;
+    let late = bench.send(&trainer, &JoinTask { task, role: Role::Trainer }, None).await.unwrap_err();
+    assert_eq!(late.code, ErrorCode::UnknownTask, "{late}");
+    bench.restart(None).await;
+    assert!(bench.store.unfinished_tasks().await.unwrap().is_empty());
+    // The refund is counted once: nothing was created or lost.
+    let audit = bench.ledger.audit().await.unwrap();
+    assert_eq!(audit.held, audit.issued);
+}

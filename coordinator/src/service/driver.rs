@@ -13,7 +13,7 @@
 use std::time::Duration;
 
 use starling_protocol::{Role, TaskId};
-use starling_staking::LedgerStore;
+use starling_staking::{LedgerError, LedgerStore, Operation};
 use thiserror::Error;
 
 use super::task_slot::{TaskSlot, TransitionError};
@@ -141,6 +141,10 @@ where
         if started {
             self.log_actions(slot, self.transition(slot, self.now(), Event::Tick, None).await?);
         } else if !self.try_start(slot).await? {
+            if self.unjoined_for_too_long(slot) {
+                self.expire(slot).await?;
+                return Ok(Drive::Finished);
+            }
             return Ok(Drive::Waiting);
         }
         // Carry out what the machine waits for, until it waits on the network.
@@ -202,6 +206,34 @@ where
             return Ok(false);
         }
         self.open_first_round(slot).await
+    }
+
+    /// Whether a task that has not started is past its join window by more
+    /// than [`unjoined_expiry`](super::ServiceConfig::unjoined_expiry).
+    fn unjoined_for_too_long(&self, slot: &TaskSlot) -> bool {
+        let config = &self.inner.config;
+        let wait = config.join_window.saturating_add(config.unjoined_expiry);
+        let wait = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX);
+        self.now().get() >= slot.record.created_at.get().saturating_add(wait)
+    }
+
+    /// Closes a task nobody eligible joined: its pool goes back to its
+    /// creator, then the task is marked finished without having run (a
+    /// restart between the two finds a pool with no rounds left and
+    /// finishes it), and this coordinator forgets its runtime, so a late
+    /// join hears the task is gone.
+    async fn expire(&self, slot: &TaskSlot) -> Result<(), DriverError> {
+        let task = slot.record.id;
+        let refund = Operation::RefundTask { task, to: slot.record.creator };
+        match self.inner.ledger.apply(&format!("refund:{task}"), &refund, self.now().to_ledger()).await {
+            Ok(_) | Err(starling_staking::StoreError::Ledger(LedgerError::UnknownTask { .. })) => {}
+            Err(error) => return Err(error.into()),
+        }
+        let version = slot.runtime.lock().await.version;
+        self.inner.store.save_state(task, version, &[], true).await?;
+        self.inner.tasks.write().expect("task map lock").remove(&task);
+        tracing::info!(%task, "nobody eligible joined: task closed and its pool refunded");
+        Ok(())
     }
 
     async fn open_first_round(&self, slot: &TaskSlot) -> Result<bool, DriverError> {

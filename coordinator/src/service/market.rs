@@ -146,7 +146,10 @@ where
     pub(crate) async fn promote_pending(&self) -> Result<(), ServiceError> {
         for task in self.inner.store.finished_unpromoted().await? {
             let Some(record) = self.inner.store.task(task).await? else { continue };
-            let Some(bytes) = self.inner.store.load_state(task).await?.state else { continue };
+            // A task closed before it ran (unfunded, or expired with nobody
+            // joined) has an empty state and nothing to promote.
+            let state = self.inner.store.load_state(task).await?.state;
+            let Some(bytes) = state.filter(|bytes| !bytes.is_empty()) else { continue };
             let machine = RoundMachine::from_bytes(&bytes)
                 .map_err(|e| ServiceError::CorruptState { task, reason: e.to_string() })?;
             for action in machine.pending_actions() {

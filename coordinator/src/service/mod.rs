@@ -43,6 +43,7 @@
 
 mod aggregate;
 mod clock;
+mod connections;
 mod driver;
 mod evaluate;
 mod ledger_requests;
@@ -85,6 +86,9 @@ pub const DEFAULT_MAX_MODEL_BYTES: u64 = 256 << 20;
 /// [`ServiceConfig::max_open_tasks_per_creator`] unless set.
 pub const DEFAULT_MAX_OPEN_TASKS_PER_CREATOR: u64 = 16;
 
+/// [`ServiceConfig::max_connections_per_address`] unless set.
+pub const DEFAULT_MAX_CONNECTIONS_PER_ADDRESS: usize = 64;
+
 /// How a coordinator runs its tasks.
 #[derive(Debug, Clone)]
 pub struct ServiceConfig {
@@ -107,6 +111,10 @@ pub struct ServiceConfig {
     /// How many unfinished tasks one creator may have at once: a key cannot
     /// make the coordinator drive tasks without end.
     pub max_open_tasks_per_creator: u64,
+    /// How long after its join window a task whose first round never
+    /// opened (nobody eligible joined) waits before it is closed and its
+    /// pool refunded to its creator.
+    pub unjoined_expiry: Duration,
     /// How long a QUIC stream may take to deliver its request frame, and
     /// the fixed part of the time a blob may take to arrive or be taken
     /// (see [`ServiceConfig::transfer_limit`]): a peer that opens streams
@@ -115,6 +123,13 @@ pub struct ServiceConfig {
     /// The slowest transfer rate a blob is given time for, in bytes per
     /// second.
     pub min_transfer_rate: u64,
+    /// Open QUIC connections one IP address may hold; more are refused at
+    /// the handshake.
+    pub max_connections_per_address: usize,
+    /// Open QUIC connections in all. Past half of it, a client must prove
+    /// its address (a QUIC retry) before the coordinator keeps any state
+    /// for it; past all of it, new connections are refused.
+    pub max_connections: usize,
     /// Timestamp and nonce window of signed requests.
     pub replay: ReplayConfig,
     /// The ledger's parameters (the same the ledger store was opened with):
@@ -132,8 +147,10 @@ pub struct ServiceConfig {
 
 impl ServiceConfig {
     /// Defaults for a coordinator whose admin is `admin`: a one-minute join
-    /// window, a 250 ms tick, no harm threshold, 10 s for a request frame and
-    /// 64 KiB/s for a blob, the protocol's replay window, the system clock,
+    /// window, a 250 ms tick, no harm threshold, a week for a task nobody
+    /// joins, 10 s for a request frame and
+    /// 64 KiB/s for a blob, 64 connections per address and 10,000 in all,
+    /// the protocol's replay window, the system clock,
     /// drivers run by the service.
     pub fn new(admin: PublicKey) -> Self {
         Self {
@@ -143,8 +160,11 @@ impl ServiceConfig {
             harm_threshold: None,
             max_model_bytes: DEFAULT_MAX_MODEL_BYTES,
             max_open_tasks_per_creator: DEFAULT_MAX_OPEN_TASKS_PER_CREATOR,
+            unjoined_expiry: Duration::from_secs(7 * 24 * 3600),
             request_timeout: Duration::from_secs(10),
             min_transfer_rate: 64 * 1024,
+            max_connections_per_address: DEFAULT_MAX_CONNECTIONS_PER_ADDRESS,
+            max_connections: 10_000,
             replay: ReplayConfig::default(),
             params: Params::default(),
             market: MarketParams::default(),
@@ -265,9 +285,11 @@ where
             coordinator.refund_reservation(task, creator).await?;
         }
         for task in coordinator.inner.store.unfinished_tasks().await? {
-            if coordinator.inner.ledger.pool(task).await?.is_none() {
-                // Stored by a version that stored before it escrowed, and
-                // never funded: it cannot pay anyone.
+            let pool = coordinator.inner.ledger.pool(task).await?;
+            if pool.is_none_or(|pool| pool.rounds_left() == 0) {
+                // Never funded (stored by a version that stored before it
+                // escrowed), or refunded by an expiry that stopped before
+                // marking it finished: it cannot pay anyone.
                 coordinator.cancel(task).await;
                 continue;
             }

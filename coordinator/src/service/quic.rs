@@ -18,6 +18,7 @@ use starling_protocol::{ErrorCode, MAX_CONTROL_MESSAGE, Request, Response, Respo
 use starling_staking::LedgerStore;
 
 use super::Coordinator;
+use super::connections::{Admission, Connections};
 use super::upload::Body;
 use super::wire_error::artifact_error;
 use crate::artifacts::{ArtifactError, ArtifactStore};
@@ -31,16 +32,42 @@ where
 {
     /// Accepts connections on `endpoint` and serves their requests until
     /// the endpoint closes or the service shuts down.
+    ///
+    /// Each address may hold [`max_connections_per_address`] connections and
+    /// everyone together [`max_connections`]; past half of those, a client
+    /// must prove its address (a QUIC retry) before any state is kept for it.
+    ///
+    /// [`max_connections_per_address`]: super::ServiceConfig::max_connections_per_address
+    /// [`max_connections`]: super::ServiceConfig::max_connections
     pub async fn serve_quic(&self, endpoint: Endpoint) {
         let mut shutdown = self.inner.shutdown.subscribe();
+        let config = &self.inner.config;
+        let connections = Connections::new(config.max_connections_per_address, config.max_connections);
         loop {
             let incoming = tokio::select! {
                 incoming = endpoint.accept() => incoming,
                 _ = shutdown.wait_for(|stop| *stop) => None,
             };
             let Some(incoming) = incoming else { break };
+            let address = incoming.remote_address().ip();
+            let guard = match connections.admit(address, incoming.remote_address_validated()) {
+                Admission::Accept(guard) => guard,
+                Admission::Retry => {
+                    // Fails only if the client's address was already validated.
+                    if let Err(refused) = incoming.retry() {
+                        refused.into_incoming().refuse();
+                    }
+                    continue;
+                }
+                Admission::Refuse => {
+                    tracing::debug!(%address, "connection refused: too many open");
+                    incoming.refuse();
+                    continue;
+                }
+            };
             let this = self.clone();
             tokio::spawn(async move {
+                let _guard = guard;
                 let connection = match incoming.await {
                     Ok(connection) => connection,
                     Err(error) => {

@@ -88,6 +88,9 @@ pub struct Place {
     /// Time for a request frame (and the fixed part of a blob's); the
     /// service's default if `None`.
     pub request_timeout: Option<Duration>,
+    /// Connections one address may hold (the service's default if `None`):
+    /// every client of a test or benchmark comes from 127.0.0.1.
+    pub max_connections_per_address: Option<usize>,
     /// The artifact store (`artifacts/` in `dir` if `None`).
     pub artifacts: Option<AnyArtifacts>,
 }
@@ -115,6 +118,7 @@ impl Place {
             per_signer: None,
             max_entries: None,
             request_timeout: None,
+            max_connections_per_address: None,
             artifacts: None,
         })
     }
@@ -153,6 +157,9 @@ impl Network {
         }
         if let Some(timeout) = place.request_timeout {
             config.request_timeout = timeout;
+        }
+        if let Some(n) = place.max_connections_per_address {
+            config.max_connections_per_address = n;
         }
         let held_out = mnist().test.subset(&(5_000..7_000).collect::<Vec<_>>());
         let evaluator = Arc::new(ModelEvaluator::new("mnist", &held_out));
