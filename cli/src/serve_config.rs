@@ -82,7 +82,7 @@ pub(crate) struct ServeArgs {
     /// [env: STARLING_MAX_OPEN_TASKS] [default: 16]
     #[arg(long, value_name = "N")]
     max_open_tasks: Option<u64>,
-    /// How many QUIC connections one IP address may hold open
+    /// How many QUIC connections one client (an IPv4 address, an IPv6 /64) may hold open
     /// [env: STARLING_MAX_CONNECTIONS_PER_ADDRESS] [default: 64]
     #[arg(long, value_name = "N")]
     max_connections_per_address: Option<usize>,

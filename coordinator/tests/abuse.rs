@@ -13,9 +13,8 @@ use starling_coordinator::store::{CoordinatorStore, open_any};
 use starling_models::zoo::{Model, ModelKind};
 use starling_net::{Limits, Trust, client_endpoint, connect, read_frame, write_frame};
 use starling_protocol::{
-    ContentHash, CreateTask, ErrorCode, FetchUpdate, JoinTask, MAX_CONTROL_MESSAGE, NamedTensor, PageRequest,
-    ReadRequest, Request, Response, ResponseBody, Role, RoundInfo, RoundPhase, SubmitUpdate, TaskId, Transfer,
-    UpdatePayload,
+    ContentHash, CreateTask, ErrorCode, FetchUpdate, JoinTask, MAX_CONTROL_MESSAGE, PageRequest, ReadRequest, Request,
+    Response, ResponseBody, Role, RoundInfo, RoundPhase, SubmitUpdate, TaskId, Transfer,
 };
 use starling_staking::{Amount, LedgerStore, Operation, Params, Timestamp};
 use support::*;
@@ -142,13 +141,7 @@ async fn updates_are_read_only_by_their_trainer_and_assigned_validators() {
     call(&t, &validator, &JoinTask { task, role: Role::Validator }).await.unwrap();
 
     let info = until_phase(&t, task, RoundPhase::Training).await;
-    let kind = ModelKind::LogReg;
-    let tensors: Vec<_> = kind
-        .tensor_specs()
-        .iter()
-        .map(|s| NamedTensor::new(s.name.clone(), s.shape.clone(), vec![0.001; s.shape.iter().product()]))
-        .collect();
-    let update = UpdatePayload::encode_owned(&tensors).unwrap().into_bytes();
+    let update = filled(&spec(1, 100 * STAR), 0.001);
     let hash = ContentHash::of(&update);
     let submit = SubmitUpdate {
         task,

@@ -231,21 +231,7 @@ async fn bad_requests_are_refused_by_type_and_change_nothing() {
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     };
-    let model = |value: f32| {
-        let tensors: Vec<_> = spec
-            .model
-            .tensors
-            .iter()
-            .map(|s| {
-                starling_protocol::NamedTensor::new(
-                    s.name.clone(),
-                    s.shape.clone(),
-                    vec![value; s.shape.iter().product()],
-                )
-            })
-            .collect();
-        UpdatePayload::encode_owned(&tensors).unwrap().into_bytes()
-    };
+    let model = |value: f32| filled(&spec, value);
     let small = model(0.001);
     let update = |bytes: &[u8]| SubmitUpdate {
         task,

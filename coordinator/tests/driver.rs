@@ -499,3 +499,15 @@ async fn a_task_nobody_joins_is_closed_and_refunded_after_its_expiry() {
     let audit = bench.ledger.audit().await.unwrap();
     assert_eq!(audit.held, audit.issued);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restart_finishes_an_unstarted_task_whose_pool_was_refunded() {
+    let mut bench = Bench::new(None).await;
+    let (creator, create, model) = bench.create_request(1).await;
+    let ResponseBody::TaskCreated { task } = bench.ok(&creator, &create, Some(&model)).await else { panic!() };
+    // An expiry that refunded the pool and stopped before marking the task finished.
+    let refund = starling_staking::Operation::RefundTask { task, to: creator.public_key() };
+    bench.ledger.apply(&format!("refund:{task}"), &refund, bench.clock.now().to_ledger()).await.unwrap();
+    bench.restart(None).await;
+    assert!(bench.store.unfinished_tasks().await.unwrap().is_empty(), "it cannot pay anyone: finished");
+}

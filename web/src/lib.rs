@@ -28,6 +28,7 @@ pub use config::{RateLimit, WebConfig};
 pub use error::ApiError;
 pub use format::civil_date;
 pub use page::{Cursor, InvalidCursor, Page, PageRequest};
+pub use predict::client as client_network;
 pub use read_model::{BoxError, BoxFuture, ByteStream, ModelBlob, ModelBody, PredictError, ReadError, ReadModel};
 pub use router::{router, router_with_config};
 pub use serve::serve;

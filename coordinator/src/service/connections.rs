@@ -1,12 +1,15 @@
-//! How many QUIC connections each address, and everyone together, may hold
-//! open: what the accept loop asks before it keeps any state for a peer.
+//! How many QUIC connections each client, and everyone together, may hold
+//! open: what the accept loop asks before it keeps any state for a peer. A
+//! client is an IPv4 address or an IPv6 /64 network
+//! ([`starling_web::client_network`]): one subscriber holds a whole /64, so
+//! counting single IPv6 addresses would limit nothing.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex, PoisonError};
 
 /// What to do with a connection attempt.
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Debug)]
 pub(crate) enum Admission {
     /// Refuse it: its address, or the coordinator, holds as many as it may.
     Refuse,
@@ -41,6 +44,7 @@ impl Connections {
     /// Whether a connection from `address`, which has (`validated`) or has
     /// not yet proven it owns that address, may go ahead.
     pub(crate) fn admit(&self, address: IpAddr, validated: bool) -> Admission {
+        let address = starling_web::client_network(address);
         let mut counts = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
         let mine = counts.by_address.get(&address).copied().unwrap_or(0);
         if mine >= self.per_address || counts.open >= self.total {
@@ -67,14 +71,6 @@ pub(crate) struct ConnectionGuard {
     connections: Connections,
     address: IpAddr,
 }
-
-impl PartialEq for ConnectionGuard {
-    fn eq(&self, other: &Self) -> bool {
-        self.address == other.address
-    }
-}
-
-impl Eq for ConnectionGuard {}
 
 impl Drop for ConnectionGuard {
     fn drop(&mut self) {
@@ -109,7 +105,7 @@ mod tests {
         let connections = Connections::new(2, 100);
         let first = accepted(connections.admit(ip(1), true));
         let _second = accepted(connections.admit(ip(1), true));
-        assert_eq!(connections.admit(ip(1), true), Admission::Refuse);
+        assert!(matches!(connections.admit(ip(1), true), Admission::Refuse));
         // Other addresses are not held back by it.
         let _other = accepted(connections.admit(ip(2), true));
         drop(first);
@@ -118,14 +114,23 @@ mod tests {
     }
 
     #[test]
+    fn an_ipv6_network_counts_as_one_client() {
+        let connections = Connections::new(1, 100);
+        let v6 = |last: u16| IpAddr::from([0x2001, 0xdb8, 1, 2, 0, 0, 0, last]);
+        let _held = accepted(connections.admit(v6(1), true));
+        assert!(matches!(connections.admit(v6(2), true), Admission::Refuse), "another address of the same /64");
+        let _other = accepted(connections.admit(IpAddr::from([0x2001, 0xdb8, 1, 3, 0, 0, 0, 1]), true));
+    }
+
+    #[test]
     fn past_half_the_total_an_unproven_address_must_retry_and_past_all_is_refused() {
         let connections = Connections::new(10, 4);
         let held: Vec<_> = (1..=2).map(|n| accepted(connections.admit(ip(n), false))).collect();
-        assert_eq!(connections.admit(ip(3), false), Admission::Retry);
+        assert!(matches!(connections.admit(ip(3), false), Admission::Retry));
         let mut held = held;
         held.push(accepted(connections.admit(ip(3), true)));
         held.push(accepted(connections.admit(ip(4), true)));
-        assert_eq!(connections.admit(ip(5), true), Admission::Refuse);
+        assert!(matches!(connections.admit(ip(5), true), Admission::Refuse));
         held.clear();
         assert_eq!(connections.open(), 0, "every guard gave its place back");
         let _fresh = accepted(connections.admit(ip(5), false));

@@ -13,7 +13,7 @@
 use std::time::Duration;
 
 use starling_protocol::{Role, TaskId};
-use starling_staking::{LedgerError, LedgerStore, Operation};
+use starling_staking::LedgerStore;
 use thiserror::Error;
 
 use super::task_slot::{TaskSlot, TransitionError};
@@ -219,16 +219,12 @@ where
 
     /// Closes a task nobody eligible joined: its pool goes back to its
     /// creator, then the task is marked finished without having run (a
-    /// restart between the two finds a pool with no rounds left and
-    /// finishes it), and this coordinator forgets its runtime, so a late
+    /// restart between the two finds an unstarted task whose pool has no
+    /// rounds left and finishes it), and this coordinator forgets its runtime, so a late
     /// join hears the task is gone.
     async fn expire(&self, slot: &TaskSlot) -> Result<(), DriverError> {
         let task = slot.record.id;
-        let refund = Operation::RefundTask { task, to: slot.record.creator };
-        match self.inner.ledger.apply(&format!("refund:{task}"), &refund, self.now().to_ledger()).await {
-            Ok(_) | Err(starling_staking::StoreError::Ledger(LedgerError::UnknownTask { .. })) => {}
-            Err(error) => return Err(error.into()),
-        }
+        self.refund_pool(task, slot.record.creator).await?;
         let version = slot.runtime.lock().await.version;
         self.inner.store.save_state(task, version, &[], true).await?;
         self.inner.tasks.write().expect("task map lock").remove(&task);

@@ -123,8 +123,8 @@ pub struct ServiceConfig {
     /// The slowest transfer rate a blob is given time for, in bytes per
     /// second.
     pub min_transfer_rate: u64,
-    /// Open QUIC connections one IP address may hold; more are refused at
-    /// the handshake.
+    /// Open QUIC connections one client (an IPv4 address, an IPv6 /64) may
+    /// hold; more are refused at the handshake.
     pub max_connections_per_address: usize,
     /// Open QUIC connections in all. Past half of it, a client must prove
     /// its address (a QUIC retry) before the coordinator keeps any state
@@ -148,10 +148,9 @@ pub struct ServiceConfig {
 impl ServiceConfig {
     /// Defaults for a coordinator whose admin is `admin`: a one-minute join
     /// window, a 250 ms tick, no harm threshold, a week for a task nobody
-    /// joins, 10 s for a request frame and
-    /// 64 KiB/s for a blob, 64 connections per address and 10,000 in all,
-    /// the protocol's replay window, the system clock,
-    /// drivers run by the service.
+    /// joins, 10 s for a request frame and 64 KiB/s for a blob, 64
+    /// connections per client and 10,000 in all, the protocol's replay
+    /// window, the system clock, drivers run by the service.
     pub fn new(admin: PublicKey) -> Self {
         Self {
             admin,
@@ -172,9 +171,7 @@ impl ServiceConfig {
             run_drivers: true,
         }
     }
-}
 
-impl ServiceConfig {
     /// The time a blob of `len` bytes may take to arrive or to be taken:
     /// the request timeout plus `len` at the slowest rate allowed.
     pub fn transfer_limit(&self, len: u64) -> Duration {
@@ -286,10 +283,13 @@ where
         }
         for task in coordinator.inner.store.unfinished_tasks().await? {
             let pool = coordinator.inner.ledger.pool(task).await?;
-            if pool.is_none_or(|pool| pool.rounds_left() == 0) {
-                // Never funded (stored by a version that stored before it
-                // escrowed), or refunded by an expiry that stopped before
-                // marking it finished: it cannot pay anyone.
+            let closed = pool.is_none_or(|pool| pool.rounds_left() == 0);
+            // Never funded (stored by a version that stored before it
+            // escrowed), or refunded by an expiry that stopped before marking
+            // it finished: it never started and cannot pay anyone. (A task
+            // whose last round settled just before a crash has no rounds
+            // left either, but it started: it resumes and finishes.)
+            if closed && coordinator.inner.store.load_state(task).await?.version == 0 {
                 coordinator.cancel(task).await;
                 continue;
             }

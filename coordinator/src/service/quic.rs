@@ -19,9 +19,9 @@ use starling_staking::LedgerStore;
 
 use super::Coordinator;
 use super::connections::{Admission, Connections};
+use super::reads::unreadable;
 use super::upload::Body;
-use super::wire_error::artifact_error;
-use crate::artifacts::{ArtifactError, ArtifactStore};
+use crate::artifacts::ArtifactStore;
 use crate::store::CoordinatorStore;
 
 impl<S, L, A> Coordinator<S, L, A>
@@ -109,29 +109,21 @@ where
         match answer {
             // A download (a public model, or an update for its readers): the
             // bytes follow the announcement.
-            Ok(ResponseBody::Blob { hash, .. }) => self.send_blob(send, hash).await,
+            Ok(ResponseBody::Blob { hash, len }) => self.send_blob(send, hash, len).await,
             answer => reply(send, answer.into(), self.inner.config.request_timeout).await,
         }
     }
 
-    /// Sends a stored blob: its announcement, then its bytes, streamed from
-    /// the store (one buffer per download, whatever the blob's size; the
-    /// reader checks the hash).
-    async fn send_blob(&self, mut send: SendStream, hash: starling_protocol::ContentHash) {
-        let timeout = self.inner.config.request_timeout;
-        let artifacts = &self.inner.artifacts;
-        let opened = match artifacts.len(hash).await {
-            Ok(Some(len)) => artifacts.open(hash).await.map(|reader| (len, reader)),
-            Ok(None) => Err(ArtifactError::NotFound(hash)),
-            Err(error) => Err(error),
-        };
-        let (len, reader) = match opened {
-            Ok(opened) => opened,
-            Err(ArtifactError::NotFound(_)) => {
-                let missing = WireError::new(ErrorCode::UnknownBlob, format!("no blob {hash}"));
-                return reply(send, missing.into(), timeout).await;
+    /// Sends the stored blob `hash` of `len` bytes (as the pipeline's answer
+    /// announced it): the announcement, then its bytes, streamed from the
+    /// store (one buffer per download, whatever the blob's size; the reader
+    /// checks the hash).
+    async fn send_blob(&self, mut send: SendStream, hash: starling_protocol::ContentHash, len: u64) {
+        let reader = match self.inner.artifacts.open(hash).await {
+            Ok(reader) => reader,
+            Err(error) => {
+                return reply(send, unreadable(hash, &error).into(), self.inner.config.request_timeout).await;
             }
-            Err(error) => return reply(send, artifact_error(&error).into(), timeout).await,
         };
         let head = Response::Ok(ResponseBody::Blob { hash, len });
         let head = head.to_bytes().expect("a blob announcement always encodes");

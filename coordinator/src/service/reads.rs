@@ -26,11 +26,7 @@ where
 {
     /// A stored blob (model or update) by hash.
     pub async fn blob(&self, hash: ContentHash) -> Result<Vec<u8>, WireError> {
-        match self.inner.artifacts.get(hash).await {
-            Ok(bytes) => Ok(bytes),
-            Err(ArtifactError::NotFound(_)) => Err(refuse(ErrorCode::UnknownBlob, format!("no blob {hash}"))),
-            Err(error) => Err(artifact_error(&error)),
-        }
+        self.inner.artifacts.get(hash).await.map_err(|error| unreadable(hash, &error))
     }
 
     /// Answers an unsigned read. A [`ReadRequest::FetchBlob`] is answered
@@ -133,28 +129,20 @@ where
         self.blob_answer(hash).await
     }
 
-    /// Whether `hash` is a model anyone may read: a stored initial or round
-    /// model, or a loaded task's current global model (which a new round
-    /// serves before its predecessor's record is written).
+    /// Whether `hash` is a model anyone may read: some task's initial model
+    /// or some recorded round's model. A round's model is recorded when it
+    /// settles, before the next round (whose base it is) opens, so every
+    /// model a round serves is in the store by then.
     async fn is_public_model(&self, hash: ContentHash) -> Result<bool, WireError> {
-        if self.inner.store.is_public_model(hash).await.map_err(|e| store_error(&e))? {
-            return Ok(true);
-        }
-        let loaded: Vec<_> = self.inner.tasks.read().expect("task map lock").values().cloned().collect();
-        for slot in loaded {
-            if slot.runtime.lock().await.machine.global_model() == Some(hash) {
-                return Ok(true);
-            }
-        }
-        Ok(false)
+        self.inner.store.is_public_model(hash).await.map_err(|e| store_error(&e))
     }
 
     /// A blob's announcement (its hash and length), or `UnknownBlob`.
     async fn blob_answer(&self, hash: ContentHash) -> Result<ResponseBody, WireError> {
         match self.inner.artifacts.len(hash).await {
             Ok(Some(len)) => Ok(ResponseBody::Blob { hash, len }),
-            Ok(None) => Err(refuse(ErrorCode::UnknownBlob, format!("no blob {hash}"))),
-            Err(error) => Err(artifact_error(&error)),
+            Ok(None) => Err(unreadable(hash, &ArtifactError::NotFound(hash))),
+            Err(error) => Err(unreadable(hash, &error)),
         }
     }
 
@@ -209,5 +197,14 @@ where
             bonds,
             more_bonds: page.next.is_some(),
         }))
+    }
+}
+
+/// What a client is told when the blob `hash` could not be read: unknown if
+/// it is not stored, our failure otherwise.
+pub(crate) fn unreadable(hash: ContentHash, error: &ArtifactError) -> WireError {
+    match error {
+        ArtifactError::NotFound(_) => refuse(ErrorCode::UnknownBlob, format!("no blob {hash}")),
+        other => artifact_error(other),
     }
 }

@@ -83,18 +83,29 @@ where
     /// way elsewhere: once abandoned, the reservation cannot become a task.
     pub(crate) async fn refund_reservation(&self, task: TaskId, creator: PublicKey) -> Result<(), ServiceError> {
         self.inner.store.abandon_reservation(task).await?;
-        let refund = Operation::RefundTask { task, to: creator };
-        match self.inner.ledger.apply(&format!("refund:{task}"), &refund, self.now().to_ledger()).await {
-            Ok(_) | Err(starling_staking::StoreError::Ledger(LedgerError::UnknownTask { .. })) => {}
-            Err(error) => return Err(error.into()),
-        }
+        self.refund_pool(task, creator).await?;
         self.inner.store.release_reservation(task).await?;
         tracing::info!(%task, %creator, "refunded a task that was never stored");
         Ok(())
     }
 
-    /// Marks a task that has no pool as finished without running it: only a
-    /// task stored before creation escrowed first can be one.
+    /// Returns what is left in `task`'s pool to `creator` and closes it,
+    /// under the one idempotency key a task's refund has, so it happens at
+    /// most once whoever asks. A task with no pool has nothing to refund.
+    pub(crate) async fn refund_pool(
+        &self,
+        task: TaskId,
+        creator: PublicKey,
+    ) -> Result<(), starling_staking::StoreError> {
+        let refund = Operation::RefundTask { task, to: creator };
+        match self.inner.ledger.apply(&format!("refund:{task}"), &refund, self.now().to_ledger()).await {
+            Ok(_) | Err(starling_staking::StoreError::Ledger(LedgerError::UnknownTask { .. })) => Ok(()),
+            Err(error) => Err(error),
+        }
+    }
+
+    /// Marks a task that never started and cannot pay anyone as finished
+    /// without running it (see [`Coordinator::start`]).
     pub(crate) async fn cancel(&self, task: TaskId) {
         if let Err(error) = self.inner.store.save_state(task, 0, &[], true).await {
             tracing::error!(%task, "could not mark an unfunded task finished: {error}");

@@ -308,21 +308,25 @@ pub enum Poison {
     HugeNorm,
 }
 
-fn poisoned(spec: &TaskSpec, poison: Poison) -> Vec<u8> {
-    let kind = ModelKind::LogReg;
-    let value = match poison {
-        Poison::NaN => 0.0,
-        Poison::HugeNorm => 10.0,
-    };
-    let tensors: Vec<_> = kind
-        .tensor_specs()
+/// An update payload for `spec`'s model with every value `value`.
+pub fn filled(spec: &TaskSpec, value: f32) -> Vec<u8> {
+    let tensors: Vec<_> = spec
+        .model
+        .tensors
         .iter()
         .map(|t| {
             starling_protocol::NamedTensor::new(t.name.clone(), t.shape.clone(), vec![value; t.shape.iter().product()])
         })
         .collect();
-    let mut bytes = UpdatePayload::encode_owned(&tensors).unwrap().into_bytes();
-    assert_eq!(spec.model.tensors, kind.tensor_specs());
+    UpdatePayload::encode_owned(&tensors).unwrap().into_bytes()
+}
+
+fn poisoned(spec: &TaskSpec, poison: Poison) -> Vec<u8> {
+    let value = match poison {
+        Poison::NaN => 0.0,
+        Poison::HugeNorm => 10.0,
+    };
+    let mut bytes = filled(spec, value);
     if poison == Poison::NaN {
         // safetensors: u64 header length, the header, then the data.
         let header = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;

@@ -171,18 +171,9 @@ macro_rules! signed_requests {
                 envelope: &SignedEnvelope,
                 now_ms: u64,
             ) -> Result<Verified<Self>, RequestError> {
-                match envelope.kind() {
-                    $(<$name as Message>::KIND => {
-                        let verified = verifier.verify_envelope::<$name>(envelope, now_ms)?;
-                        Ok(Verified {
-                            message: Self::$name(verified.message),
-                            signer: verified.signer,
-                            nonce: verified.nonce,
-                            timestamp_ms: verified.timestamp_ms,
-                        })
-                    })*
-                    other => Err(unknown_kind(other)),
-                }
+                let verified = Self::authenticate(verifier, envelope, now_ms)?;
+                verifier.record(&verified, now_ms)?;
+                Ok(verified)
             }
         }
 

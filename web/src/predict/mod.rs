@@ -59,8 +59,9 @@ pub(crate) fn unix_ms() -> u64 {
 /// The rate-limited client behind `address`: the address itself for IPv4,
 /// its /64 network for IPv6 (one subscriber usually holds a whole /64, so
 /// limiting single addresses there would limit nothing). IPv4 addresses
-/// mapped into IPv6 count as IPv4.
-pub(crate) fn client(address: IpAddr) -> IpAddr {
+/// mapped into IPv6 count as IPv4. The coordinator's QUIC connection caps
+/// count by it too.
+pub fn client(address: IpAddr) -> IpAddr {
     match address.to_canonical() {
         IpAddr::V6(v6) => {
             let network = v6.to_bits() & !((1u128 << 64) - 1);
